@@ -1,0 +1,15 @@
+//! article-service: the newsroom's content service.
+//!
+//! Layers, outermost first: `api` (gRPC handlers) -> `domain` (pure rules)
+//! and `feed` (live feed) -> `store` (SQL). `startup` wires them together;
+//! `main.rs` only parses the command line.
+
+pub mod proto {
+    //! Code generated from `proto/` by `build.rs`.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("newsroom.content.v1");
+
+    /// Encoded `FileDescriptorSet` of the service, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/article_service_descriptor.bin"));
+}
