@@ -13,3 +13,5 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/article_service_descriptor.bin"));
 }
+
+pub mod domain;

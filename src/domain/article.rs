@@ -1,0 +1,496 @@
+//! Articles: what a publisher sends (`ArticleDraft`), what passes the
+//! contract's validation (`ValidArticle`), and what is stored (`Article`).
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::slug::{MAX_ARTICLE_SLUG_CHARS, is_valid_article_slug, slugify, truncate_at_dash};
+
+pub const MAX_TITLE_CHARS: usize = 500;
+pub const MAX_SUMMARY_CHARS: usize = 2_000;
+pub const MAX_BYLINE_CHARS: usize = 200;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_TAGS: usize = 20;
+
+/// A tag as articles carry it: its slug and its display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRef {
+    pub slug: String,
+    pub name: String,
+}
+
+/// A stored article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Article {
+    pub id: Uuid,
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub body: String,
+    pub byline: String,
+    pub tags: Vec<TagRef>,
+    pub published_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub revision: i64,
+    /// Store order: see `store::articles` for why it has no gaps.
+    pub feed_position: i64,
+}
+
+/// An article as a publisher sends it (PublishArticleRequest, or one record
+/// of an import file), before any rule is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArticleDraft {
+    /// Empty: derive it from the date and the title.
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub body: String,
+    pub byline: String,
+    /// Display names, as given.
+    pub tags: Vec<String>,
+    pub published_at: Option<OffsetDateTime>,
+}
+
+/// A draft that passed validation: slug resolved, tags trimmed, resolved to
+/// slugs and de-duplicated, `published_at` at the database's precision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidArticle {
+    pub slug: String,
+    pub title: String,
+    pub summary: String,
+    pub body: String,
+    pub byline: String,
+    /// `name` is the name as given here; the stored display name of a tag
+    /// that already exists wins over it.
+    pub tags: Vec<TagRef>,
+    /// None: now for a new article, unchanged for an existing one.
+    pub published_at: Option<OffsetDateTime>,
+}
+
+/// One broken rule, naming the request field (`google.rpc.BadRequest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: &'static str,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            description: description.into(),
+        }
+    }
+}
+
+/// Resolves a tag argument (slug or display name, any case) to its slug.
+pub fn resolve_tag(field: &'static str, tag: &str) -> Result<String, FieldViolation> {
+    let slug = slugify(tag);
+    if slug.is_empty() {
+        return Err(FieldViolation::new(
+            field,
+            format!("tag {tag:?} has no letter or digit"),
+        ));
+    }
+    Ok(slug)
+}
+
+/// Truncates to whole microseconds, the precision PostgreSQL stores, so that
+/// re-publishing the same timestamp compares equal to the stored one.
+pub fn to_storage_precision(at: OffsetDateTime) -> OffsetDateTime {
+    let nanos = at.nanosecond();
+    at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
+}
+
+/// The slug PublishArticle derives when none is given:
+/// `YYYY-MM-DD-<title slug>`, cut at the last '-' within 120 characters.
+pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> String {
+    let date = published_at.to_offset(time::UtcOffset::UTC).date();
+    let full = format!(
+        "{:04}-{:02}-{:02}-{}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        slugify(title)
+    );
+    let full = full.trim_end_matches('-');
+    truncate_at_dash(full, MAX_ARTICLE_SLUG_CHARS).to_owned()
+}
+
+/// Applies every PublishArticle rule to a draft. `now` is the time of the
+/// call, used for the derived slug when `published_at` is omitted. All
+/// violations are reported, not only the first.
+pub fn validate(
+    draft: ArticleDraft,
+    now: OffsetDateTime,
+) -> Result<ValidArticle, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+
+    if draft.title.trim().is_empty() {
+        violations.push(FieldViolation::new("title", "title is required"));
+    } else if draft.title.chars().count() > MAX_TITLE_CHARS {
+        violations.push(FieldViolation::new(
+            "title",
+            format!("title is longer than {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    if draft.body.trim().is_empty() {
+        violations.push(FieldViolation::new("body", "body is required"));
+    } else if draft.body.len() > MAX_BODY_BYTES {
+        violations.push(FieldViolation::new(
+            "body",
+            format!("body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if draft.summary.chars().count() > MAX_SUMMARY_CHARS {
+        violations.push(FieldViolation::new(
+            "summary",
+            format!("summary is longer than {MAX_SUMMARY_CHARS} characters"),
+        ));
+    }
+    if draft.byline.chars().count() > MAX_BYLINE_CHARS {
+        violations.push(FieldViolation::new(
+            "byline",
+            format!("byline is longer than {MAX_BYLINE_CHARS} characters"),
+        ));
+    }
+
+    let tags = validate_tags(&draft.tags).unwrap_or_else(|violation| {
+        violations.push(violation);
+        Vec::new()
+    });
+
+    if !draft.slug.is_empty() && !is_valid_article_slug(&draft.slug) {
+        violations.push(FieldViolation::new(
+            "slug",
+            "slug must be 1 to 120 characters: lowercase letters, digits and single '-' between them",
+        ));
+    }
+
+    let published_at = draft.published_at.map(to_storage_precision);
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+
+    let slug = if draft.slug.is_empty() {
+        derive_slug(&draft.title, published_at.unwrap_or(now))
+    } else {
+        draft.slug
+    };
+    Ok(ValidArticle {
+        slug,
+        title: draft.title,
+        summary: draft.summary,
+        body: draft.body,
+        byline: draft.byline,
+        tags,
+        published_at,
+    })
+}
+
+/// Trims, resolves and de-duplicates tag names (first occurrence wins).
+fn validate_tags(names: &[String]) -> Result<Vec<TagRef>, FieldViolation> {
+    let mut tags: Vec<TagRef> = Vec::with_capacity(names.len().min(MAX_TAGS));
+    for name in names {
+        let name = name.trim();
+        let slug = resolve_tag("tags", name)?;
+        if !tags.iter().any(|tag| tag.slug == slug) {
+            if tags.len() == MAX_TAGS {
+                return Err(FieldViolation::new(
+                    "tags",
+                    format!("an article has at most {MAX_TAGS} tags"),
+                ));
+            }
+            tags.push(TagRef {
+                slug,
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn draft() -> ArticleDraft {
+        ArticleDraft {
+            title: "US and Russian Leaders Unite to Combat Terrorism".into(),
+            body: "One.\n\nTwo.".into(),
+            tags: vec!["US & Canada".into(), " Russia ".into()],
+            published_at: Some(datetime!(2019-12-31 10:30 UTC)),
+            ..ArticleDraft::default()
+        }
+    }
+
+    fn fields(result: Result<ValidArticle, Vec<FieldViolation>>) -> Vec<&'static str> {
+        result
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn derives_the_contract_example_slug() {
+        let valid = validate(draft(), datetime!(2026-01-01 0:00 UTC)).unwrap();
+        assert_eq!(
+            valid.slug,
+            "2019-12-31-us-and-russian-leaders-unite-to-combat-terrorism"
+        );
+        assert_eq!(
+            valid.tags,
+            vec![
+                TagRef {
+                    slug: "us-canada".into(),
+                    name: "US & Canada".into()
+                },
+                TagRef {
+                    slug: "russia".into(),
+                    name: "Russia".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn derived_slug_uses_the_call_date_without_published_at() {
+        let valid = validate(
+            ArticleDraft {
+                published_at: None,
+                ..draft()
+            },
+            datetime!(2026-11-29 23:59:59 -02:00),
+        )
+        .unwrap();
+        assert_eq!(
+            valid.slug,
+            "2026-11-30-us-and-russian-leaders-unite-to-combat-terrorism"
+        );
+        assert_eq!(valid.published_at, None);
+    }
+
+    #[test]
+    fn derived_slug_is_cut_at_a_dash_within_120_characters() {
+        let title = "word ".repeat(40);
+        let valid = validate(
+            ArticleDraft { title, ..draft() },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(valid.slug.chars().count(), 120);
+        assert!(valid.slug.starts_with("2019-12-31-word-word"));
+        assert!(valid.slug.ends_with("-word"));
+        let title_without_letters = "!!!".to_owned();
+        let valid = validate(
+            ArticleDraft {
+                title: title_without_letters,
+                ..draft()
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(valid.slug, "2019-12-31");
+    }
+
+    #[test]
+    fn duplicate_tags_count_once_in_first_order() {
+        let tags = vec![
+            "Russia".into(),
+            "US & Canada".into(),
+            "RUSSIA".into(),
+            "us-canada".into(),
+        ];
+        let valid = validate(ArticleDraft { tags, ..draft() }, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let slugs: Vec<_> = valid.tags.iter().map(|t| t.slug.as_str()).collect();
+        assert_eq!(slugs, ["russia", "us-canada"]);
+        let names: Vec<_> = valid.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["Russia", "US & Canada"]);
+        let twenty_one_same: Vec<String> = (0..21).map(|_| "Same".to_owned()).collect();
+        assert!(
+            validate(
+                ArticleDraft {
+                    tags: twenty_one_same,
+                    ..draft()
+                },
+                OffsetDateTime::UNIX_EPOCH
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    title: " \n\t".into(),
+                    ..draft()
+                },
+                now
+            )),
+            ["title"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    title: "é".repeat(501),
+                    ..draft()
+                },
+                now
+            )),
+            ["title"]
+        );
+        assert!(
+            validate(
+                ArticleDraft {
+                    title: "é".repeat(500),
+                    ..draft()
+                },
+                now
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    body: "  ".into(),
+                    ..draft()
+                },
+                now
+            )),
+            ["body"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    body: "x".repeat(MAX_BODY_BYTES + 1),
+                    ..draft()
+                },
+                now
+            )),
+            ["body"]
+        );
+        assert!(
+            validate(
+                ArticleDraft {
+                    body: "x".repeat(MAX_BODY_BYTES),
+                    ..draft()
+                },
+                now
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    summary: "s".repeat(2001),
+                    ..draft()
+                },
+                now
+            )),
+            ["summary"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    byline: "b".repeat(201),
+                    ..draft()
+                },
+                now
+            )),
+            ["byline"]
+        );
+        let too_many: Vec<String> = (0..21).map(|i| format!("tag {i}")).collect();
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    tags: too_many,
+                    ..draft()
+                },
+                now
+            )),
+            ["tags"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    tags: vec!["!!!".into()],
+                    ..draft()
+                },
+                now
+            )),
+            ["tags"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    slug: "Bad Slug".into(),
+                    ..draft()
+                },
+                now
+            )),
+            ["slug"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    slug: "a".repeat(121),
+                    ..draft()
+                },
+                now
+            )),
+            ["slug"]
+        );
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    title: String::new(),
+                    body: String::new(),
+                    ..draft()
+                },
+                now
+            )),
+            ["title", "body"]
+        );
+    }
+
+    #[test]
+    fn strings_are_kept_exactly_as_sent() {
+        let sent = ArticleDraft {
+            slug: "given-slug".into(),
+            title: "  Title with spaces  ".into(),
+            summary: " summary\n".into(),
+            body: "\n body \n".into(),
+            byline: " 7Dnews London ".into(),
+            ..draft()
+        };
+        let valid = validate(sent.clone(), OffsetDateTime::UNIX_EPOCH).unwrap();
+        assert_eq!(valid.slug, "given-slug");
+        assert_eq!(valid.title, sent.title);
+        assert_eq!(valid.summary, sent.summary);
+        assert_eq!(valid.body, sent.body);
+        assert_eq!(valid.byline, sent.byline);
+    }
+
+    #[test]
+    fn published_at_is_truncated_to_microseconds() {
+        let at = datetime!(2019-12-31 10:30:00.123456789 UTC);
+        let valid = validate(
+            ArticleDraft {
+                published_at: Some(at),
+                ..draft()
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(
+            valid.published_at,
+            Some(datetime!(2019-12-31 10:30:00.123456 UTC))
+        );
+    }
+}

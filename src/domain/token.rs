@@ -1,0 +1,276 @@
+//! Opaque page and resume tokens.
+//!
+//! A token is `base64url(payload || mac)`: the payload is a small protobuf
+//! message (so fields can be added without breaking old tokens) and the MAC
+//! is HMAC-SHA256 over it, cut to 16 bytes. The key lives in the database
+//! (`store::token_key`), so every replica sharing it accepts every other's
+//! tokens, across restarts and upgrades. The payload names what the token is
+//! for, so a page token of one RPC is refused by another, and by the stream.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const MAC_LEN: usize = 16;
+const FORMAT_VERSION: u32 = 1;
+/// Anything longer is not a token this server issued; refuse it before
+/// decoding.
+pub const MAX_TOKEN_LEN: usize = 1024;
+
+/// Where a ListArticlesByTag paging session stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticlePageCursor {
+    pub tag_slug: String,
+    /// Newest feed position when paging began: later articles are left out,
+    /// so no page shifts while articles are published.
+    pub snapshot_position: i64,
+    pub last_published_at: OffsetDateTime,
+    pub last_id: Uuid,
+}
+
+/// Where a ListTags paging session stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagPageCursor {
+    pub last_slug: String,
+}
+
+/// Every kind of token the service issues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    ArticlePage(ArticlePageCursor),
+    TagPage(TagPageCursor),
+    /// A StreamNewArticles position: everything up to it has been seen.
+    Resume {
+        feed_position: i64,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is malformed or was not issued by this service")]
+    Invalid,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Payload {
+    #[prost(uint32, tag = "1")]
+    version: u32,
+    #[prost(uint32, tag = "2")]
+    kind: u32,
+    #[prost(string, tag = "3")]
+    tag_slug: String,
+    #[prost(int64, tag = "4")]
+    snapshot_position: i64,
+    #[prost(int64, tag = "5")]
+    published_at_micros: i64,
+    #[prost(bytes = "vec", tag = "6")]
+    article_id: Vec<u8>,
+    #[prost(string, tag = "7")]
+    last_tag_slug: String,
+    #[prost(int64, tag = "8")]
+    feed_position: i64,
+}
+
+const KIND_ARTICLE_PAGE: u32 = 1;
+const KIND_TAG_PAGE: u32 = 2;
+const KIND_RESUME: u32 = 3;
+
+/// Seals and opens tokens with the service's shared key.
+#[derive(Clone)]
+pub struct TokenCodec {
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for TokenCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCodec { key: <redacted> }")
+    }
+}
+
+impl TokenCodec {
+    pub fn new(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length.
+        let mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        Self { mac }
+    }
+
+    pub fn seal(&self, token: &Token) -> String {
+        let payload = match token {
+            Token::ArticlePage(cursor) => Payload {
+                version: FORMAT_VERSION,
+                kind: KIND_ARTICLE_PAGE,
+                tag_slug: cursor.tag_slug.clone(),
+                snapshot_position: cursor.snapshot_position,
+                published_at_micros: micros(cursor.last_published_at),
+                article_id: cursor.last_id.as_bytes().to_vec(),
+                ..Payload::default()
+            },
+            Token::TagPage(cursor) => Payload {
+                version: FORMAT_VERSION,
+                kind: KIND_TAG_PAGE,
+                last_tag_slug: cursor.last_slug.clone(),
+                ..Payload::default()
+            },
+            Token::Resume { feed_position } => Payload {
+                version: FORMAT_VERSION,
+                kind: KIND_RESUME,
+                feed_position: *feed_position,
+                ..Payload::default()
+            },
+        };
+        let mut bytes = prost::Message::encode_to_vec(&payload);
+        let tag = self.tag(&bytes);
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn open(&self, text: &str) -> Result<Token, TokenError> {
+        if text.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| TokenError::Invalid)?;
+        if bytes.len() < MAC_LEN {
+            return Err(TokenError::Invalid);
+        }
+        let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
+        let mut mac = self.mac.clone();
+        mac.update(payload);
+        mac.verify_truncated_left(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        let payload: Payload = prost::Message::decode(payload).map_err(|_| TokenError::Invalid)?;
+        if payload.version != FORMAT_VERSION {
+            return Err(TokenError::Invalid);
+        }
+        match payload.kind {
+            KIND_ARTICLE_PAGE => Ok(Token::ArticlePage(ArticlePageCursor {
+                tag_slug: payload.tag_slug,
+                snapshot_position: payload.snapshot_position,
+                last_published_at: from_micros(payload.published_at_micros)?,
+                last_id: Uuid::from_slice(&payload.article_id).map_err(|_| TokenError::Invalid)?,
+            })),
+            KIND_TAG_PAGE => Ok(Token::TagPage(TagPageCursor {
+                last_slug: payload.last_tag_slug,
+            })),
+            KIND_RESUME => Ok(Token::Resume {
+                feed_position: payload.feed_position,
+            }),
+            _ => Err(TokenError::Invalid),
+        }
+    }
+
+    fn tag(&self, payload: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac.clone();
+        mac.update(payload);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    // Timestamps are stored with microsecond precision, which always fits.
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(micros: i64) -> Result<OffsetDateTime, TokenError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|_| TokenError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    fn codec() -> TokenCodec {
+        TokenCodec::new(b"test key of the shared database")
+    }
+
+    fn page() -> Token {
+        Token::ArticlePage(ArticlePageCursor {
+            tag_slug: "us-canada".into(),
+            snapshot_position: 42,
+            last_published_at: datetime!(2019-12-31 10:30:00.123456 UTC),
+            last_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+        })
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let codec = codec();
+        for token in [
+            page(),
+            Token::TagPage(TagPageCursor {
+                last_slug: "économie".into(),
+            }),
+            Token::Resume { feed_position: 7 },
+            Token::Resume { feed_position: 0 },
+        ] {
+            assert_eq!(codec.open(&codec.seal(&token)), Ok(token));
+        }
+    }
+
+    #[test]
+    fn another_key_is_refused() {
+        let sealed = codec().seal(&page());
+        assert_eq!(
+            TokenCodec::new(b"another key").open(&sealed),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let codec = codec();
+        for text in [
+            "",
+            "abc",
+            "!!!!",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &"A".repeat(5000),
+        ] {
+            assert_eq!(codec.open(text), Err(TokenError::Invalid), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let codec = codec();
+        let bytes = URL_SAFE_NO_PAD.decode(codec.seal(&page())).unwrap();
+        for index in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut altered = bytes.clone();
+                altered[index] ^= 1 << bit;
+                assert_eq!(
+                    codec.open(&URL_SAFE_NO_PAD.encode(&altered)),
+                    Err(TokenError::Invalid)
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = codec().open(&text);
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(codec().open(&URL_SAFE_NO_PAD.encode(&bytes)), Err(TokenError::Invalid));
+        }
+
+        #[test]
+        fn resume_positions_round_trip(position in any::<i64>()) {
+            let codec = codec();
+            let token = Token::Resume { feed_position: position };
+            prop_assert_eq!(codec.open(&codec.seal(&token)), Ok(token));
+        }
+    }
+}
