@@ -317,6 +317,10 @@ ensure_tools() {
         make_venv
     fi
     say "installing $GRPCURL_PKG and $BUF_PKG into $VENV (log: $LOG)"
+    # pip in a venv trusts its own CA bundle; trust the system's, like the system's tools
+    # do (it matters behind a TLS-inspecting proxy whose CA the administrator installed).
+    local sys_ca=/etc/ssl/certs/ca-certificates.crt
+    if [[ -z ${PIP_CERT:-} && -f $sys_ca ]]; then export PIP_CERT=$sys_ca; fi
     "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
         "$GRPCURL_PKG" "$BUF_PKG" >>"$LOG" 2>&1 \
         || { tail -n 20 "$LOG" >&2; die "pip install failed (log: $LOG)"; }
