@@ -149,6 +149,7 @@ pick_pg_dir() {
         mkdir -p "$dir"
         if is_root; then chown postgres: "$dir"; fi
     fi
+    mkdir -p "$dir"
     chmod 0700 "$dir"
     PG_DIR=$dir
 }
