@@ -237,7 +237,16 @@ ensure_db() {
     ensure_pg_installed
     ensure_postgres_user
     pick_pg_dir
-    [[ -f $PG_DIR/data/PG_VERSION ]] || init_cluster
+    if [[ -f $PG_DIR/data/PG_VERSION ]]; then
+        # An existing cluster needs the major version that made it (the newest may differ).
+        local made_by
+        made_by=$(<"$PG_DIR/data/PG_VERSION")
+        if [[ -z ${PG_BINDIR:-} && -x /usr/lib/postgresql/$made_by/bin/postgres ]]; then
+            PG_BIN=/usr/lib/postgresql/$made_by/bin
+        fi
+    else
+        init_cluster
+    fi
 
     local port want=${PG_PORT:-}
     if port=$(running_port); then
