@@ -14,4 +14,12 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/article_service_descriptor.bin"));
 }
 
+pub mod api;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod feed;
+pub mod import;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

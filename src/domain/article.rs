@@ -155,6 +155,28 @@ pub fn validate(
         ));
     }
 
+    // PostgreSQL text cannot hold NUL; refuse it rather than fail later.
+    for (field, value) in [
+        ("title", &draft.title),
+        ("summary", &draft.summary),
+        ("body", &draft.body),
+        ("byline", &draft.byline),
+        ("slug", &draft.slug),
+    ] {
+        if value.contains('\0') {
+            violations.push(FieldViolation::new(
+                field,
+                format!("{field} must not contain NUL characters"),
+            ));
+        }
+    }
+    if draft.tags.iter().any(|tag| tag.contains('\0')) {
+        violations.push(FieldViolation::new(
+            "tags",
+            "tags must not contain NUL characters",
+        ));
+    }
+
     let tags = validate_tags(&draft.tags).unwrap_or_else(|violation| {
         violations.push(violation);
         Vec::new()

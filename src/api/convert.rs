@@ -1,0 +1,133 @@
+//! Conversions between the proto messages and the domain types.
+
+use prost_types::Timestamp;
+use time::OffsetDateTime;
+
+use crate::domain::article::{Article, ArticleDraft, FieldViolation, TagRef};
+use crate::proto;
+
+pub fn article_to_proto(article: &Article) -> proto::Article {
+    proto::Article {
+        id: article.id.hyphenated().to_string(),
+        slug: article.slug.clone(),
+        title: article.title.clone(),
+        summary: article.summary.clone(),
+        body: article.body.clone(),
+        byline: article.byline.clone(),
+        tags: article.tags.iter().map(tag_to_proto).collect(),
+        published_at: Some(timestamp(article.published_at)),
+        updated_at: Some(timestamp(article.updated_at)),
+        revision: article.revision,
+    }
+}
+
+pub fn tag_to_proto(tag: &TagRef) -> proto::Tag {
+    proto::Tag {
+        slug: tag.slug.clone(),
+        name: tag.name.clone(),
+    }
+}
+
+pub fn timestamp(at: OffsetDateTime) -> Timestamp {
+    let nanos = at.unix_timestamp_nanos();
+    Timestamp {
+        seconds: at.unix_timestamp(),
+        // Always within 0..1e9, so the conversion cannot fail.
+        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    }
+}
+
+/// A request timestamp: well-formed (nanos within a second) and within the
+/// years 1 to 9999, which RFC 3339 and PostgreSQL both represent.
+pub fn from_timestamp(
+    field: &'static str,
+    at: &Timestamp,
+) -> Result<OffsetDateTime, FieldViolation> {
+    let invalid = || FieldViolation::new(field, "timestamp must lie within the years 1 to 9999");
+    let nanos = u32::try_from(at.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .ok_or_else(invalid)?;
+    let at = OffsetDateTime::from_unix_timestamp(at.seconds)
+        .map_err(|_| invalid())?
+        .replace_nanosecond(nanos)
+        .map_err(|_| invalid())?;
+    if at.year() < 1 {
+        return Err(invalid());
+    }
+    Ok(at)
+}
+
+pub fn draft_from_proto(
+    request: proto::PublishArticleRequest,
+) -> Result<ArticleDraft, FieldViolation> {
+    let published_at = request
+        .published_at
+        .as_ref()
+        .map(|at| from_timestamp("published_at", at))
+        .transpose()?;
+    Ok(ArticleDraft {
+        slug: request.slug,
+        title: request.title,
+        summary: request.summary,
+        body: request.body,
+        byline: request.byline,
+        tags: request.tags,
+        published_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for at in [
+            datetime!(2019-12-31 10:30:00.123456 UTC),
+            datetime!(1969-12-31 23:59:59.5 UTC),
+            datetime!(0001-01-01 0:00 UTC),
+        ] {
+            assert_eq!(from_timestamp("published_at", &timestamp(at)), Ok(at));
+        }
+        assert_eq!(
+            timestamp(datetime!(1969-12-31 23:59:59.5 UTC)),
+            Timestamp {
+                seconds: -1,
+                nanos: 500_000_000
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_timestamps_are_refused() {
+        for at in [
+            Timestamp {
+                seconds: 0,
+                nanos: -1,
+            },
+            Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000,
+            },
+            Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            },
+            Timestamp {
+                seconds: i64::MIN,
+                nanos: 0,
+            },
+            Timestamp {
+                seconds: -62_135_596_801,
+                nanos: 0,
+            },
+        ] {
+            assert_eq!(
+                from_timestamp("published_at", &at).map_err(|v| v.field),
+                Err("published_at")
+            );
+        }
+    }
+}

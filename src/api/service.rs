@@ -1,0 +1,247 @@
+//! `newsroom.content.v1.ArticleService`: thin handlers.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::auth::PublishAuth;
+use super::convert::{article_to_proto, draft_from_proto, tag_to_proto};
+use crate::domain::article::{self, resolve_tag};
+use crate::domain::paging::page_size;
+use crate::domain::slug::is_valid_article_slug;
+use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
+use crate::error::{Error, Result};
+use crate::feed::Feed;
+use crate::proto::article_service_server::ArticleService;
+use crate::proto::{
+    GetArticleRequest, GetArticleResponse, ListArticlesByTagRequest, ListArticlesByTagResponse,
+    ListTagsRequest, ListTagsResponse, PublishArticleRequest, PublishArticleResponse,
+    StreamNewArticlesRequest, StreamNewArticlesResponse, TagSummary, get_article_request::Key,
+};
+use crate::store::{Store, TokenKeys};
+
+/// Tags one stream may filter on, at most.
+pub const MAX_STREAM_TAGS: usize = 100;
+
+#[derive(Clone)]
+pub struct ArticleApi {
+    store: Store,
+    tokens: TokenKeys,
+    auth: PublishAuth,
+    feed: Feed,
+}
+
+impl ArticleApi {
+    pub fn new(store: Store, tokens: TokenKeys, auth: PublishAuth, feed: Feed) -> Self {
+        Self {
+            store,
+            tokens,
+            auth,
+            feed,
+        }
+    }
+
+    async fn get_article(&self, request: GetArticleRequest) -> Result<GetArticleResponse> {
+        let found = match request.key {
+            None => return Err(Error::invalid("key", "give the article's id or its slug")),
+            Some(Key::Id(id)) if id.is_empty() => return Err(Error::invalid("id", "id is empty")),
+            Some(Key::Slug(slug)) if slug.is_empty() => {
+                return Err(Error::invalid("slug", "slug is empty"));
+            }
+            Some(Key::Id(id)) => {
+                let id =
+                    Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?;
+                self.store.article_by_id(id).await?
+            }
+            // A slug that breaks the slug rule cannot have been stored.
+            Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => None,
+            Some(Key::Slug(slug)) => self.store.article_by_slug(&slug).await?,
+        };
+        let article = found.ok_or_else(|| Error::NotFound("no such article".into()))?;
+        Ok(GetArticleResponse {
+            article: Some(article_to_proto(&article)),
+        })
+    }
+
+    async fn list_articles_by_tag(
+        &self,
+        request: ListArticlesByTagRequest,
+    ) -> Result<ListArticlesByTagResponse> {
+        let tag_slug = resolve_tag("tag", &request.tag)?;
+        let limit = page_size(request.page_size)?;
+        let cursor = match request.page_token.as_str() {
+            "" => None,
+            token => match self.tokens.codec().await?.open(token) {
+                Ok(Token::ArticlePage(cursor)) if cursor.tag_slug == tag_slug => Some(cursor),
+                _ => {
+                    return Err(Error::invalid(
+                        "page_token",
+                        "page_token was not issued by ListArticlesByTag for this tag",
+                    ));
+                }
+            },
+        };
+        let page = self
+            .store
+            .articles_by_tag(&tag_slug, cursor.as_ref(), limit)
+            .await?;
+        let next_page_token = match page.articles.last() {
+            Some(last) if page.has_more => {
+                self.tokens
+                    .codec()
+                    .await?
+                    .seal(&Token::ArticlePage(ArticlePageCursor {
+                        tag_slug,
+                        snapshot_position: page.snapshot_position,
+                        last_published_at: last.published_at,
+                        last_id: last.id,
+                    }))
+            }
+            _ => String::new(),
+        };
+        Ok(ListArticlesByTagResponse {
+            articles: page.articles.iter().map(article_to_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn list_tags(&self, request: ListTagsRequest) -> Result<ListTagsResponse> {
+        let limit = page_size(request.page_size)?;
+        let after = match request.page_token.as_str() {
+            "" => String::new(),
+            token => match self.tokens.codec().await?.open(token) {
+                Ok(Token::TagPage(cursor)) => cursor.last_slug,
+                _ => {
+                    return Err(Error::invalid(
+                        "page_token",
+                        "page_token was not issued by ListTags",
+                    ));
+                }
+            },
+        };
+        let page = self.store.tags_page(&after, limit).await?;
+        let next_page_token = match page.tags.last() {
+            Some(last) if page.has_more => {
+                self.tokens
+                    .codec()
+                    .await?
+                    .seal(&Token::TagPage(TagPageCursor {
+                        last_slug: last.tag.slug.clone(),
+                    }))
+            }
+            _ => String::new(),
+        };
+        Ok(ListTagsResponse {
+            tags: page
+                .tags
+                .iter()
+                .map(|count| TagSummary {
+                    tag: Some(tag_to_proto(&count.tag)),
+                    article_count: count.article_count,
+                })
+                .collect(),
+            next_page_token,
+        })
+    }
+
+    async fn publish_article(
+        &self,
+        request: Request<PublishArticleRequest>,
+    ) -> Result<PublishArticleResponse> {
+        // Authorization before validation: an unauthorized caller learns
+        // nothing about the rules.
+        self.auth.check(request.metadata())?;
+        let now = article::to_storage_precision(OffsetDateTime::now_utc());
+        let draft = draft_from_proto(request.into_inner())?;
+        let valid = article::validate(draft, now)?;
+        let stored = self.store.publish(valid, now).await?;
+        if stored.created {
+            tracing::info!(slug = %stored.article.slug, id = %stored.article.id, "article stored");
+        }
+        Ok(PublishArticleResponse {
+            article: Some(article_to_proto(&stored.article)),
+            created: stored.created,
+        })
+    }
+
+    async fn stream_new_articles(
+        &self,
+        request: StreamNewArticlesRequest,
+    ) -> Result<<Self as ArticleService>::StreamNewArticlesStream> {
+        if request.tags.len() > MAX_STREAM_TAGS {
+            return Err(Error::invalid(
+                "tags",
+                format!("a stream filters on at most {MAX_STREAM_TAGS} tags"),
+            ));
+        }
+        let mut tag_slugs = Vec::with_capacity(request.tags.len());
+        for tag in &request.tags {
+            let slug = resolve_tag("tags", tag)?;
+            if !tag_slugs.contains(&slug) {
+                tag_slugs.push(slug);
+            }
+        }
+        let resume_position = match request.resume_token.as_str() {
+            "" => None,
+            token => match self.tokens.codec().await?.open(token) {
+                Ok(Token::Resume { feed_position }) => Some(feed_position),
+                _ => {
+                    return Err(Error::invalid(
+                        "resume_token",
+                        "resume_token was not issued by StreamNewArticles",
+                    ));
+                }
+            },
+        };
+        let subscription = self.feed.subscribe(tag_slugs, resume_position).await?;
+        Ok(Box::pin(subscription.into_stream()))
+    }
+}
+
+#[tonic::async_trait]
+impl ArticleService for ArticleApi {
+    async fn get_article(
+        &self,
+        request: Request<GetArticleRequest>,
+    ) -> Result<Response<GetArticleResponse>, Status> {
+        Ok(Response::new(self.get_article(request.into_inner()).await?))
+    }
+
+    async fn list_articles_by_tag(
+        &self,
+        request: Request<ListArticlesByTagRequest>,
+    ) -> Result<Response<ListArticlesByTagResponse>, Status> {
+        Ok(Response::new(
+            self.list_articles_by_tag(request.into_inner()).await?,
+        ))
+    }
+
+    type StreamNewArticlesStream =
+        Pin<Box<dyn Stream<Item = Result<StreamNewArticlesResponse, Status>> + Send>>;
+
+    async fn stream_new_articles(
+        &self,
+        request: Request<StreamNewArticlesRequest>,
+    ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
+        Ok(Response::new(
+            self.stream_new_articles(request.into_inner()).await?,
+        ))
+    }
+
+    async fn publish_article(
+        &self,
+        request: Request<PublishArticleRequest>,
+    ) -> Result<Response<PublishArticleResponse>, Status> {
+        Ok(Response::new(self.publish_article(request).await?))
+    }
+
+    async fn list_tags(
+        &self,
+        request: Request<ListTagsRequest>,
+    ) -> Result<Response<ListTagsResponse>, Status> {
+        Ok(Response::new(self.list_tags(request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,160 @@
+//! The service's configuration: one typed struct per subcommand, read from
+//! flags and the environment (a flag overrides its variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::store::PoolSettings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "article-service",
+    version,
+    about = "The newsroom's content service"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// For humans.
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API.
+    Serve(ServeConfig),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseConfig),
+    /// Store articles from NDJSON or page-text files ("-" for standard input).
+    Import(ImportConfig),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. postgres://user:password@host:5432/db
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: SecretString,
+}
+
+impl DatabaseConfig {
+    /// Connection options; the error never echoes the URL (it may hold a
+    /// password).
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        use secrecy::ExposeSecret;
+        self.database_url
+            .expose_secret()
+            .parse::<PgConnectOptions>()
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))
+            .map(|options| options.application_name("article-service"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Address of the gRPC server.
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the Prometheus endpoint (/metrics).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+
+    /// Bearer token that PublishArticle requires; unset disables publishing.
+    #[arg(long, env = "PUBLISH_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub publish_token: Option<SecretString>,
+
+    /// Seconds between SIGTERM and exit, at most.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+
+    /// Database connections of the request pool (the feed listener has one more
+    /// of its own).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Milliseconds a call waits for a database connection before UNAVAILABLE.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub database_acquire_timeout_ms: u64,
+
+    /// Seconds between heartbeats on an idle StreamNewArticles stream (the
+    /// contract promises at most 30).
+    #[arg(long, env = "HEARTBEAT_INTERVAL", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub heartbeat_interval: u64,
+
+    /// Open StreamNewArticles streams, at most; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
+    /// HTTP/2 streams one connection may have open at once.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_STREAMS_PER_CONNECTION",
+        default_value_t = 10_000
+    )]
+    pub max_concurrent_streams_per_connection: u32,
+
+    /// Seconds between HTTP/2 keepalive pings to each client.
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value_t = 20)]
+    pub http2_keepalive_interval: u64,
+
+    /// Seconds a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value_t = 20)]
+    pub http2_keepalive_timeout: u64,
+}
+
+impl ServeConfig {
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+            ..PoolSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Format of every file; by default by extension (.ndjson, .jsonl, .json
+    /// and "-" are NDJSON, anything else page text).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+
+    /// A section name to add to the page-text tag vocabulary (repeatable).
+    #[arg(long = "section", value_name = "NAME")]
+    pub sections: Vec<String>,
+
+    /// Files to import, in order; "-" reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    Ndjson,
+    Text,
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value.to_owned()))
+}

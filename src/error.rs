@@ -1,0 +1,90 @@
+//! The service's one error type. Every layer returns it; `api::status` maps
+//! it to a gRPC status in one place.
+
+use crate::domain::article::FieldViolation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request breaks a rule; each violation names its field.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("missing or wrong publish token")]
+    Unauthenticated,
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The database (or the server itself, while shutting down) cannot serve
+    /// the call now; retrying later is safe.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected database error: logged in full, answered
+    /// without details.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl From<FieldViolation> for Error {
+    fn from(violation: FieldViolation) -> Self {
+        Self::InvalidArgument(vec![violation])
+    }
+}
+
+impl From<Vec<FieldViolation>> for Error {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Self::InvalidArgument(violations)
+    }
+}
+
+/// Database errors: anything that means "the database cannot be reached or
+/// cannot take us now" is UNAVAILABLE; the rest is a bug (INTERNAL).
+/// sqlx's messages carry no credentials, but we still log rather than return
+/// them.
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => {
+                Self::Unavailable("the database cannot be reached".into())
+            }
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| is_unavailable_sqlstate(&code)) =>
+            {
+                Self::Unavailable("the database cannot serve requests now".into())
+            }
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+/// SQLSTATE classes that mean the server is going away or full, not that the
+/// query is wrong: connection exceptions (08), insufficient resources (53),
+/// operator intervention (57: shutdown, cannot connect now), and a
+/// serialization or deadlock retry (40).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    ["08", "53", "57", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

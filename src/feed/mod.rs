@@ -1,0 +1,99 @@
+//! The live feed behind StreamNewArticles.
+//!
+//! One listener per process (`listener`) holds the only LISTEN connection.
+//! On every NOTIFY (a wake-up, never the data), after every reconnect, and on
+//! a slow safety tick, it reads the articles stored after the last one it
+//! saw, in store order, builds each stream message once, and broadcasts it to
+//! every subscription in memory. Each item carries the position before it,
+//! so a subscription notices any gap in what it received (it joined late, or
+//! lagged behind its bounded buffer) and fills it from the database from its
+//! own position (`subscription`). The table is the truth; notifications
+//! only make delivery fast.
+
+mod listener;
+mod subscription;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::StreamNewArticlesResponse;
+use crate::store::{Store, TokenKeys};
+
+pub use listener::run_listener;
+pub use subscription::Subscription;
+
+/// One newly stored article, as every subscription receives it.
+#[derive(Debug)]
+pub struct FeedItem {
+    /// The feed position of the article broadcast just before this one.
+    pub previous_position: i64,
+    pub position: i64,
+    pub tag_slugs: Vec<String>,
+    /// Built once (article and resume token) for all subscribers.
+    pub message: StreamNewArticlesResponse,
+}
+
+/// Tunables of the feed.
+#[derive(Debug, Clone)]
+pub struct FeedSettings {
+    pub heartbeat_interval: Duration,
+    pub max_streams: usize,
+    /// Items a subscription may fall behind before it catches up from the
+    /// database instead.
+    pub buffer: usize,
+    /// Articles per catch-up query.
+    pub batch_size: u32,
+    /// How often the listener re-reads the table even without a
+    /// notification (a safety net; NOTIFY normally wakes it at once).
+    pub safety_poll: Duration,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(15),
+            max_streams: 10_000,
+            buffer: 4096,
+            batch_size: 500,
+            safety_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared by the listener and every subscription.
+#[derive(Clone)]
+pub struct Feed {
+    store: Store,
+    tokens: TokenKeys,
+    settings: FeedSettings,
+    sender: broadcast::Sender<Arc<FeedItem>>,
+    streams: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    pub fn new(
+        store: Store,
+        tokens: TokenKeys,
+        settings: FeedSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (sender, _) = broadcast::channel(settings.buffer.max(1));
+        Self {
+            store,
+            tokens,
+            streams: Arc::new(Semaphore::new(settings.max_streams)),
+            settings,
+            sender,
+            shutdown,
+        }
+    }
+
+    /// Streams open right now.
+    pub fn open_streams(&self) -> usize {
+        self.settings.max_streams - self.streams.available_permits()
+    }
+}

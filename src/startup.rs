@@ -1,0 +1,210 @@
+//! Builds and runs the gRPC server, and shuts it down in order.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::{ArticleApi, PublishAuth};
+use crate::config::ServeConfig;
+use crate::feed::{Feed, FeedSettings, run_listener};
+use crate::proto::article_service_server::ArticleServiceServer;
+use crate::store::{Store, TokenKeys};
+
+/// The service name health reports on, besides "".
+const SERVICE_NAME: &str = "newsroom.content.v1.ArticleService";
+/// How often health asks the database whether it answers.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A server bound to its address, not yet serving.
+pub struct Application {
+    config: ServeConfig,
+    listener: TcpListener,
+}
+
+impl Application {
+    /// Binds the gRPC address (port 0 picks a free port).
+    pub async fn bind(config: ServeConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.grpc_addr))?;
+        Ok(Self { config, listener })
+    }
+
+    pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then: health NOT_SERVING, open
+    /// streams end with UNAVAILABLE, no new calls, and return within the
+    /// configured grace period whatever the clients do.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let config = self.config;
+        let options = config.database.connect_options()?;
+        let store = Store::connect_lazy(options.clone(), &config.pool_settings());
+        let tokens = TokenKeys::new(store.clone());
+        let stopping = CancellationToken::new();
+
+        let feed = Feed::new(
+            store.clone(),
+            tokens.clone(),
+            FeedSettings {
+                heartbeat_interval: Duration::from_secs(config.heartbeat_interval),
+                max_streams: config.max_streams,
+                ..FeedSettings::default()
+            },
+            stopping.clone(),
+        );
+        let listener_task = tokio::spawn(run_listener(feed.clone(), options));
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+        let health_task = tokio::spawn(report_health(
+            store.clone(),
+            health.clone(),
+            stopping.clone(),
+        ));
+
+        // Old grpcurl speaks only v1alpha; newer clients ask for v1.
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let api = ArticleApi::new(
+            store,
+            tokens,
+            PublishAuth::new(config.publish_token.as_ref()),
+            feed,
+        );
+
+        let incoming = TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
+        let addr = incoming.local_addr()?;
+
+        // Stop accepting calls only after streams were told to end, so that
+        // graceful HTTP/2 shutdown has nothing long-lived to wait for.
+        let server_stop = CancellationToken::new();
+        let server = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
+            .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(ArticleServiceServer::new(api))
+            .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
+        let mut server = tokio::spawn(server);
+        tracing::info!(grpc_addr = %addr, "article-service listening");
+
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut server => {
+                stopping.cancel();
+                return result.context("server task failed")?.context("server failed");
+            }
+        }
+
+        let grace = Duration::from_secs(config.shutdown_grace);
+        tracing::info!(grace_seconds = config.shutdown_grace, "shutting down");
+        stopping.cancel();
+        let _ = health_task.await;
+        set_health(&health, ServingStatus::NotServing).await;
+        server_stop.cancel();
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => result
+                .context("server task failed")?
+                .context("server failed")?,
+            Err(_) => {
+                tracing::warn!("grace period over with calls still open; exiting anyway");
+                server.abort();
+            }
+        }
+        listener_task.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reflection knows our service, health, and `google.rpc` error details
+/// (so grpcurl can show a BadRequest).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Serves with the given configuration until SIGTERM or Ctrl-C.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let application = Application::bind(config).await?;
+    application.run_until(shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// SERVING while the database answers, NOT_SERVING while it does not.
+async fn report_health(store: Store, health: HealthReporter, stopping: CancellationToken) {
+    let mut serving = None;
+    let mut interval = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let healthy = store.ping().await.is_ok();
+        if serving != Some(healthy) {
+            if healthy {
+                tracing::info!("database answers; serving");
+            } else {
+                tracing::warn!("database does not answer; not serving");
+            }
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, status).await;
+            serving = Some(healthy);
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}

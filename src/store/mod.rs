@@ -1,0 +1,125 @@
+//! PostgreSQL storage: every SQL statement of the service lives below this
+//! module, next to the code that uses it.
+
+mod articles;
+mod feed;
+mod tags;
+mod token_key;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+pub use articles::{ArticlePage, FEED_CHANNEL, ImportTransaction, Upserted};
+pub use tags::{TagCount, TagPage};
+pub use token_key::TokenKeys;
+
+use crate::error::{Error, Result};
+
+/// Migrations embedded in the binary, so `migrate` works from any directory.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How the pool talks to the database.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a call waits for a connection before it fails with
+    /// UNAVAILABLE (sqlx's default of 30 s would outlive any client deadline).
+    pub acquire_timeout: Duration,
+    /// Upper bound on one store operation, so a database that stops
+    /// answering gives UNAVAILABLE instead of a hang.
+    pub operation_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// The database, as the rest of the service sees it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+    operation_timeout: Duration,
+}
+
+impl Store {
+    /// A pool that connects lazily: the server starts (and reports
+    /// NOT_SERVING) even while the database is down, and recovers when it
+    /// returns.
+    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .connect_lazy_with(options);
+        Self::from_pool(pool, settings.operation_timeout)
+    }
+
+    pub fn from_pool(pool: PgPool, operation_timeout: Duration) -> Self {
+        Self {
+            pool,
+            operation_timeout,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(error) => Error::from(error),
+            other => Error::Internal(other.to_string()),
+        })
+    }
+
+    /// Whether the database answers (for health checks).
+    pub async fn ping(&self) -> Result<()> {
+        self.bounded(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Opens a transaction, bounded like any other operation.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Runs one store operation within the operation timeout.
+    async fn bounded<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.operation_timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Unavailable(
+                    "the database did not answer in time".into(),
+                ))
+            })
+    }
+}
+
+/// `article-service migrate`: connects (waiting up to the acquire timeout)
+/// and applies the migrations.
+pub async fn migrate_database(config: &crate::config::DatabaseConfig) -> anyhow::Result<()> {
+    let options = config.connect_options()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("cannot connect to the database: {}", Error::from(error))
+        })?;
+    MIGRATOR.run(&pool).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
