@@ -1,0 +1,321 @@
+//! One harness for the integration and end-to-end tests: a fresh database per
+//! test on the PostgreSQL that `DATABASE_URL` names (`make test` provides
+//! one), the real `article-service` binary on a random port, gRPC clients,
+//! grpcurl, and a TCP proxy that can cut the database off.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use article_service::proto::article_service_client::ArticleServiceClient;
+use article_service::proto::{PublishArticleRequest, PublishArticleResponse};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use tonic::transport::Channel;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_article-service");
+pub const PUBLISH_TOKEN: &str = "test-publish-token-5f1c";
+pub const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/us-russia-terrorism-2019-12-31.txt"
+);
+pub const SAMPLE_SLUG: &str = "2019-12-31-us-and-russian-leaders-unite-to-combat-terrorism";
+
+/// The server PostgreSQL, from `DATABASE_URL`.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name a PostgreSQL server the tests may create databases on (run `make test`)")
+}
+
+/// A new, empty, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin: PgConnectOptions = admin_url()
+        .parse()
+        .expect("DATABASE_URL is a PostgreSQL URL");
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    let url = database_url_named(&name);
+    let pool = pool(&url).await;
+    article_service::store::MIGRATOR
+        .run(&pool)
+        .await
+        .expect("migrate");
+    pool.close().await;
+    url
+}
+
+/// `DATABASE_URL` with another database name.
+pub fn database_url_named(name: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+pub async fn pool(url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .connect(url)
+        .await
+        .expect("connect to the test database")
+}
+
+/// How to start the server.
+#[derive(Clone)]
+pub struct ServerOptions {
+    pub database_url: String,
+    pub publish_token: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl ServerOptions {
+    pub fn new(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            publish_token: Some(PUBLISH_TOKEN.to_owned()),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn without_publish_token(mut self) -> Self {
+        self.publish_token = None;
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// The real binary, serving on a random port of 127.0.0.1. Killed on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// A server on a fresh database.
+    pub async fn start() -> Self {
+        Self::start_with(ServerOptions::new(&fresh_database().await)).await
+    }
+
+    pub async fn start_with(options: ServerOptions) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &options.database_url)
+            .env("GRPC_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = &options.publish_token {
+            command.env("PUBLISH_TOKEN", token);
+        }
+        for (name, value) in &options.env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start article-service");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let collected = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = addr_tx.send(addr);
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server logs its address within 20 s");
+        let server = Self {
+            addr,
+            database_url: options.database_url,
+            child,
+            logs,
+        };
+        server.wait_until_serving().await;
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> ArticleServiceClient<Channel> {
+        ArticleServiceClient::connect(self.endpoint())
+            .await
+            .expect("connect to the server")
+    }
+
+    /// Health of service "" as the server reports it.
+    pub async fn health(&self) -> i32 {
+        let channel = Channel::from_shared(self.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|response| response.into_inner().status)
+            .unwrap_or(-1)
+    }
+
+    pub async fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.health().await
+            != tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        {
+            assert!(
+                Instant::now() < deadline,
+                "server did not report SERVING within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value.get("message")?.as_str()? != "article-service listening" {
+        return None;
+    }
+    value.get("grpc_addr")?.as_str()?.parse().ok()
+}
+
+/// A request with the publish token attached.
+pub fn authorized<T>(message: T) -> tonic::Request<T> {
+    with_token(message, PUBLISH_TOKEN)
+}
+
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A valid article with the given title and tags.
+pub fn article(title: &str, tags: &[&str]) -> PublishArticleRequest {
+    PublishArticleRequest {
+        title: title.to_owned(),
+        body: format!("Body of {title}.\n\nSecond paragraph."),
+        byline: "Test Desk".to_owned(),
+        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        ..PublishArticleRequest::default()
+    }
+}
+
+pub async fn publish(
+    client: &mut ArticleServiceClient<Channel>,
+    request: PublishArticleRequest,
+) -> PublishArticleResponse {
+    client
+        .publish_article(authorized(request))
+        .await
+        .expect("publish")
+        .into_inner()
+}
+
+/// Runs `article-service` with arguments against a database.
+pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("LOG_FORMAT", "text")
+        .output()
+        .expect("run article-service")
+}
+
+/// The grpcurl binary (`make test` installs it and sets GRPCURL).
+pub fn grpcurl() -> String {
+    std::env::var("GRPCURL").expect("GRPCURL must name a grpcurl binary (run `make test`)")
+}
+
+/// Runs grpcurl with `-plaintext` against the server; returns (success, stdout, stderr).
+pub fn run_grpcurl(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(grpcurl());
+    command.arg("-plaintext");
+    let (options, rest) = args.split_at(args.len().saturating_sub(1));
+    command.args(options);
+    command.arg(server.addr.to_string());
+    command.args(rest);
+    let output = command.output().expect("run grpcurl");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The `google.rpc.BadRequest` field names of an INVALID_ARGUMENT status.
+pub fn bad_request_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad_request| {
+            bad_request
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        })
+        .unwrap_or_default()
+}
