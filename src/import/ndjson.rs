@@ -1,0 +1,394 @@
+//! NDJSON: one article per line, as a JSON object with PublishArticleRequest's
+//! fields by their proto names:
+//!
+//! ```json
+//! {"title": "...", "body": "...", "byline": "7Dnews London", "tags": ["US & Canada", "Russia"], "published_at": "2019-12-31T10:30:00Z"}
+//! ```
+//!
+//! - `slug`, `title`, `summary`, `body`, `byline`: strings; `tags`: an array
+//!   of strings; `published_at`: an RFC 3339 string (any offset, fractional
+//!   seconds allowed), converted to UTC.
+//! - A missing field, or `null`, is empty (`published_at`: none, i.e. the
+//!   time of the import). Whether required fields are there is left to
+//!   `domain::article::validate`, as for PublishArticle.
+//! - An unknown field (e.g. a typo such as `tittle`) or a field of the wrong
+//!   type is an error, and so is anything after the object on its line.
+//! - Lines that are empty or only white space are skipped.
+//!
+//! [`read_ndjson`] reads a whole file line by line with 1-based line
+//! numbers, accepting `\r\n` line endings and a UTF-8 byte order mark at the
+//! start, and reporting invalid UTF-8 on its line.
+
+use std::io::BufRead;
+use std::iter::FusedIterator;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::article::ArticleDraft;
+
+/// One record as written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    slug: Option<String>,
+    title: Option<String>,
+    summary: Option<String>,
+    body: Option<String>,
+    byline: Option<String>,
+    tags: Option<Vec<String>>,
+    published_at: Option<String>,
+}
+
+/// Parses one line of an NDJSON file: `Ok(None)` for a blank line, the draft
+/// for an object, or a readable reason. The line may still carry its `\r`.
+pub fn parse_ndjson_line(line: &str) -> Result<Option<ArticleDraft>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    // serde would also take a struct from a JSON array of its fields in order.
+    if !line.trim_start().starts_with('{') {
+        return Err("expected a JSON object ({...}) on the line".to_owned());
+    }
+    let record: Record = serde_json::from_str(line).map_err(|error| json_reason(&error))?;
+    let published_at = record
+        .published_at
+        .as_deref()
+        .map(parse_timestamp)
+        .transpose()?;
+    Ok(Some(ArticleDraft {
+        slug: record.slug.unwrap_or_default(),
+        title: record.title.unwrap_or_default(),
+        summary: record.summary.unwrap_or_default(),
+        body: record.body.unwrap_or_default(),
+        byline: record.byline.unwrap_or_default(),
+        tags: record.tags.unwrap_or_default(),
+        published_at,
+    }))
+}
+
+/// serde_json's message, with its position given as a column only (the line
+/// number is the file's, reported by the caller).
+fn json_reason(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(bare) if error.line() > 0 => format!("{bare} (column {})", error.column()),
+        _ => message,
+    }
+}
+
+fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
+    let at = OffsetDateTime::parse(value, &Rfc3339).map_err(|error| {
+        format!(
+            "published_at {value:?} is not an RFC 3339 timestamp \
+             (like \"2019-12-31T10:30:00Z\"): {error}"
+        )
+    })?;
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| format!("published_at {value:?} is out of range"))
+}
+
+/// Reads an NDJSON file line by line (see [`NdjsonRecords`]).
+pub fn read_ndjson<R: BufRead>(reader: R) -> NdjsonRecords<R> {
+    NdjsonRecords {
+        reader,
+        line: 0,
+        buffer: Vec::new(),
+        done: false,
+    }
+}
+
+/// Yields `(line number, parse_ndjson_line's result)` for every line of the
+/// input, numbered from 1, blank lines included (as `Ok(None)`). A trailing
+/// `\r` and a UTF-8 byte order mark at the start of line 1 are ignored;
+/// invalid UTF-8 is an error on its line. After a read error (reported on the
+/// line being read) the iterator ends.
+#[derive(Debug)]
+pub struct NdjsonRecords<R> {
+    reader: R,
+    /// The number of the last line read.
+    line: usize,
+    buffer: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> Iterator for NdjsonRecords<R> {
+    type Item = (usize, Result<Option<ArticleDraft>, String>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.buffer.clear();
+        let line = self.line + 1;
+        match self.reader.read_until(b'\n', &mut self.buffer) {
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(_) => {
+                self.line = line;
+                let mut bytes = self.buffer.as_slice();
+                bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+                bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                if line == 1 {
+                    bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+                }
+                let result = match std::str::from_utf8(bytes) {
+                    Ok(text) => parse_ndjson_line(text),
+                    Err(error) => Err(format!("invalid UTF-8: {error}")),
+                };
+                Some((line, result))
+            }
+            Err(error) => {
+                self.done = true;
+                Some((line, Err(format!("cannot read: {error}"))))
+            }
+        }
+    }
+}
+
+impl<R: BufRead> FusedIterator for NdjsonRecords<R> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    fn draft(line: &str) -> ArticleDraft {
+        parse_ndjson_line(line).unwrap().unwrap()
+    }
+
+    fn error(line: &str) -> String {
+        parse_ndjson_line(line).unwrap_err()
+    }
+
+    #[test]
+    fn a_full_record() {
+        let line = r#"{"slug": "given-slug", "title": "US and Russian Leaders Unite to Combat Terrorism", "summary": "S", "body": "One.\n\nTwo countries’.", "byline": "7Dnews London", "tags": ["US & Canada", "Russia"], "published_at": "2019-12-31T10:30:00Z"}"#;
+        assert_eq!(
+            draft(line),
+            ArticleDraft {
+                slug: "given-slug".into(),
+                title: "US and Russian Leaders Unite to Combat Terrorism".into(),
+                summary: "S".into(),
+                body: "One.\n\nTwo countries\u{2019}.".into(),
+                byline: "7Dnews London".into(),
+                tags: vec!["US & Canada".into(), "Russia".into()],
+                published_at: Some(datetime!(2019-12-31 10:30 UTC)),
+            }
+        );
+    }
+
+    #[test]
+    fn missing_and_null_fields_are_empty() {
+        let expected = ArticleDraft {
+            title: "T".into(),
+            ..ArticleDraft::default()
+        };
+        assert_eq!(draft(r#"{"title": "T"}"#), expected);
+        assert_eq!(
+            draft(
+                r#"{"title": "T", "slug": null, "summary": null, "body": null, "byline": null, "tags": null, "published_at": null}"#
+            ),
+            expected
+        );
+        assert_eq!(draft("{}"), ArticleDraft::default());
+        assert_eq!(draft("  {\"title\": \"T\"}  \r"), expected);
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3339_in_utc() {
+        let at = |value: &str| draft(&format!(r#"{{"published_at": "{value}"}}"#)).published_at;
+        assert_eq!(
+            at("2019-12-31T10:30:00Z"),
+            Some(datetime!(2019-12-31 10:30 UTC))
+        );
+        let shifted = at("2019-12-31T12:30:00.123456+02:00").unwrap();
+        assert_eq!(shifted, datetime!(2019-12-31 10:30:00.123456 UTC));
+        assert!(shifted.offset().is_utc());
+        for bad in [
+            "2019-12-31 10:30:00",
+            "2019-12-31T10:30:00",
+            "31 Dec 2019",
+            "",
+            "2019-02-30T10:30:00Z",
+        ] {
+            let reason = error(&format!(r#"{{"published_at": "{bad}"}}"#));
+            assert!(
+                reason.contains("not an RFC 3339 timestamp"),
+                "{bad}: {reason}"
+            );
+        }
+        let reason = error(r#"{"published_at": "9999-12-31T23:59:59-01:00"}"#);
+        assert!(reason.contains("out of range"), "{reason}");
+    }
+
+    #[test]
+    fn invalid_lines() {
+        let reason = error(r#"{"tittle": "T"}"#);
+        assert!(reason.contains("unknown field `tittle`"), "{reason}");
+        assert!(reason.contains("(column "), "{reason}");
+        assert!(!reason.contains("line 1"), "{reason}");
+        let reason = error(r#"{"tags": "Russia"}"#);
+        assert!(reason.contains("invalid type: string"), "{reason}");
+        assert!(reason.contains("expected a sequence"), "{reason}");
+        assert!(error(r#"{"title": 1}"#).contains("invalid type: integer"));
+        assert!(error(r#"{"tags": ["Russia", null]}"#).contains("invalid type: null"));
+        assert!(error(r#"{"published_at": 1577788200}"#).contains("invalid type"));
+        assert!(error(r#"{"title": "a", "title": "b"}"#).contains("duplicate field"));
+        assert!(error(r#"{"title": "T"} {"title": "U"}"#).contains("trailing characters"));
+        assert!(error(r#"["T"]"#).contains("expected a JSON object"));
+        assert!(
+            error(r#"["s", "t", "", "b", "", [], "2019-12-31T10:30:00Z"]"#)
+                .contains("expected a JSON object")
+        );
+        assert!(error("\"title\"").contains("expected a JSON object"));
+        assert!(error(r#"{"title": "T""#).contains("EOF"));
+        assert!(error("\u{feff}{}").contains("expected a JSON object"));
+        assert!(error("\u{a0}{}").contains("expected value"));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        for blank in ["", " ", "\t \r", "\r"] {
+            assert_eq!(parse_ndjson_line(blank), Ok(None), "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_file_with_line_numbers() {
+        let file = b"\xEF\xBB\xBF{\"title\": \"One\"}\r\n\r\n{\"title\": \"Two\"}\n{\"title\": \"\xff\"}\n{\"tittle\": \"x\"}\n  \n{\"title\": \"Last\"}";
+        let records: Vec<_> = read_ndjson(&file[..]).collect();
+        let numbers: Vec<usize> = records.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7]);
+        let title = |index: usize| match records.get(index) {
+            Some((_, Ok(Some(draft)))) => Some(draft.title.clone()),
+            _ => None,
+        };
+        assert_eq!(title(0).as_deref(), Some("One"));
+        assert!(matches!(records.get(1), Some((2, Ok(None)))));
+        assert_eq!(title(2).as_deref(), Some("Two"));
+        assert!(
+            matches!(records.get(3), Some((4, Err(reason))) if reason.contains("invalid UTF-8"))
+        );
+        assert!(
+            matches!(records.get(4), Some((5, Err(reason))) if reason.contains("unknown field"))
+        );
+        assert!(matches!(records.get(5), Some((6, Ok(None)))));
+        assert_eq!(title(6).as_deref(), Some("Last"));
+
+        // A byte order mark is only one at the start of the file.
+        let records: Vec<_> = read_ndjson(&b"{}\n\xEF\xBB\xBF{}\n"[..]).collect();
+        assert!(matches!(records.get(1), Some((2, Err(_)))));
+        // A final line ending does not make an extra line.
+        assert_eq!(read_ndjson(&b"{}\n{}\n"[..]).count(), 2);
+        assert_eq!(read_ndjson(&b""[..]).count(), 0);
+    }
+
+    #[test]
+    fn a_read_error_ends_the_records() {
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        let input = std::io::Read::chain(&b"{}\n"[..], Failing);
+        let records: Vec<_> = read_ndjson(std::io::BufReader::new(input)).collect();
+        assert_eq!(records.len(), 2);
+        assert!(
+            matches!(records.get(1), Some((2, Err(reason))) if reason.contains("disk on fire"))
+        );
+    }
+
+    fn arb_json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::String),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|z|[+-][0-9]{2}:[0-9]{2})"
+                .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,6}", inner, 0..3)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_record() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            4 => proptest::sample::select(vec![
+                "slug", "title", "summary", "body", "byline", "tags", "published_at",
+            ])
+            .prop_map(str::to_owned),
+            1 => ".{0,8}",
+        ];
+        proptest::collection::btree_map(key, arb_json_value(), 0..8)
+            .prop_map(|map| serde_json::Value::Object(map.into_iter().collect()).to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn line_parser_never_panics(line in any::<String>()) {
+            let _ = parse_ndjson_line(&line);
+        }
+
+        #[test]
+        fn line_parser_never_panics_on_json_soup(line in arb_record()) {
+            if let Ok(Some(draft)) = parse_ndjson_line(&line) {
+                prop_assert!(draft.published_at.is_none_or(|at| at.offset().is_utc()));
+            }
+        }
+
+        #[test]
+        fn reader_never_panics_and_numbers_every_line(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let numbers: Vec<usize> = read_ndjson(&bytes[..]).map(|(n, _)| n).collect();
+            let expected: Vec<usize> = (1..=bytes.split(|&b| b == b'\n').count()).collect();
+            let expected = if bytes.is_empty() {
+                Vec::new()
+            } else if bytes.ends_with(b"\n") {
+                expected.get(..expected.len() - 1).unwrap_or_default().to_vec()
+            } else {
+                expected
+            };
+            prop_assert_eq!(numbers, expected);
+        }
+
+        #[test]
+        fn well_formed_records_parse_back(
+            title in ".{0,30}",
+            body in "(.|\n){0,60}",
+            tags in proptest::collection::vec(".{0,10}", 0..4),
+            seconds in 0i64..253_402_300_799,
+        ) {
+            let published_at = OffsetDateTime::from_unix_timestamp(seconds).unwrap();
+            let line = serde_json::json!({
+                "title": title,
+                "body": body,
+                "tags": tags,
+                "published_at": published_at.format(&Rfc3339).unwrap(),
+            })
+            .to_string();
+            let expected = ArticleDraft {
+                title,
+                body,
+                tags,
+                published_at: Some(published_at),
+                ..ArticleDraft::default()
+            };
+            prop_assert_eq!(parse_ndjson_line(&line), Ok(Some(expected)));
+        }
+    }
+}
