@@ -319,3 +319,230 @@ pub fn bad_request_fields(status: &tonic::Status) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers of the API end-to-end tests (api_reads, api_publish, api_errors,
+// grpcurl). In a module of their own so that their imports never clash with
+// another section's; everything public is re-exported.
+
+#[allow(unused_imports)] // Not every test binary uses them.
+pub use api_helpers::*;
+
+mod api_helpers {
+    use super::*;
+    use article_service::proto::{
+        Article, GetArticleRequest, ListArticlesByTagRequest, ListTagsRequest, TagSummary,
+        get_article_request::Key,
+    };
+
+    impl TestServer {
+        /// Starts the binary like [`TestServer::start_with`] but returns as soon
+        /// as it listens, without waiting for SERVING (for a server started while
+        /// its database is unreachable).
+        pub async fn start_unready(options: ServerOptions) -> Self {
+            let mut command = Command::new(BIN);
+            command
+                .arg("serve")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &options.database_url)
+                .env("GRPC_ADDR", "127.0.0.1:0")
+                .env("METRICS_ADDR", "127.0.0.1:0")
+                .env("LOG_FORMAT", "json")
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(token) = &options.publish_token {
+                command.env("PUBLISH_TOKEN", token);
+            }
+            for (name, value) in &options.env {
+                command.env(name, value);
+            }
+            let mut child = command.spawn().expect("start article-service");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+            let collected = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = listening_addr(&line) {
+                        let _ = addr_tx.send(addr);
+                    }
+                    collected.lock().unwrap().push(line);
+                }
+            });
+            let addr = addr_rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the server logs its address within 20 s");
+            Self {
+                addr,
+                database_url: options.database_url,
+                child,
+                logs,
+            }
+        }
+
+        /// Health of `service` as the server reports it (-1 when the call fails).
+        pub async fn health_of(&self, service: &str) -> i32 {
+            let Ok(channel) = Channel::from_shared(self.endpoint())
+                .unwrap()
+                .connect()
+                .await
+            else {
+                return -1;
+            };
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .map(|response| response.into_inner().status)
+                .unwrap_or(-1)
+        }
+    }
+
+    pub const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    pub const NOT_SERVING: i32 =
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+    /// A protobuf timestamp from RFC 3339 text.
+    pub fn timestamp(rfc3339: &str) -> prost_types::Timestamp {
+        let at =
+            time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+                .expect("an RFC 3339 timestamp");
+        prost_types::Timestamp {
+            seconds: at.unix_timestamp(),
+            nanos: i32::try_from(at.nanosecond()).unwrap(),
+        }
+    }
+
+    pub async fn get_article(
+        client: &mut ArticleServiceClient<Channel>,
+        key: Option<Key>,
+    ) -> Result<Article, tonic::Status> {
+        client
+            .get_article(GetArticleRequest { key })
+            .await
+            .map(|response| response.into_inner().article.expect("an article"))
+    }
+
+    pub async fn get_by_slug(
+        client: &mut ArticleServiceClient<Channel>,
+        slug: &str,
+    ) -> Result<Article, tonic::Status> {
+        get_article(client, Some(Key::Slug(slug.to_owned()))).await
+    }
+
+    pub async fn get_by_id(
+        client: &mut ArticleServiceClient<Channel>,
+        id: &str,
+    ) -> Result<Article, tonic::Status> {
+        get_article(client, Some(Key::Id(id.to_owned()))).await
+    }
+
+    /// Every article of `tag`, following `next_page_token` with `page_size`;
+    /// also returns how many pages it took.
+    pub async fn list_all_by_tag(
+        client: &mut ArticleServiceClient<Channel>,
+        tag: &str,
+        page_size: i32,
+    ) -> (Vec<Article>, usize) {
+        let mut articles = Vec::new();
+        let mut page_token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = client
+                .list_articles_by_tag(ListArticlesByTagRequest {
+                    tag: tag.to_owned(),
+                    page_size,
+                    page_token,
+                })
+                .await
+                .expect("ListArticlesByTag")
+                .into_inner();
+            pages += 1;
+            assert!(pages < 10_000, "paging does not end");
+            articles.extend(page.articles);
+            if page.next_page_token.is_empty() {
+                return (articles, pages);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Every tag with articles, following `next_page_token` with `page_size`.
+    pub async fn list_all_tags(
+        client: &mut ArticleServiceClient<Channel>,
+        page_size: i32,
+    ) -> Vec<TagSummary> {
+        let mut tags = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_tags(ListTagsRequest {
+                    page_size,
+                    page_token,
+                })
+                .await
+                .expect("ListTags")
+                .into_inner();
+            tags.extend(page.tags);
+            if page.next_page_token.is_empty() {
+                return tags;
+            }
+            assert!(tags.len() < 100_000, "paging does not end");
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// (slug, name, article_count) of tag summaries.
+    pub fn tag_counts(tags: &[TagSummary]) -> Vec<(String, String, i64)> {
+        tags.iter()
+            .map(|summary| {
+                let tag = summary.tag.clone().expect("a tag");
+                (tag.slug, tag.name, summary.article_count)
+            })
+            .collect()
+    }
+
+    /// (slug, name) of an article's tags.
+    pub fn tag_pairs(article: &Article) -> Vec<(String, String)> {
+        article
+            .tags
+            .iter()
+            .map(|tag| (tag.slug.clone(), tag.name.clone()))
+            .collect()
+    }
+
+    /// The ids of articles, in order.
+    pub fn ids(articles: &[Article]) -> Vec<String> {
+        articles.iter().map(|article| article.id.clone()).collect()
+    }
+
+    /// Like [`fresh_database`], but the database's default collation is ICU's
+    /// en-US, where "éclair" sorts before "ecole" and "zebra": any ORDER BY that
+    /// relies on the default collation shows up as a wrong order.
+    pub async fn fresh_database_with_icu_collation() -> String {
+        let admin: PgConnectOptions = admin_url()
+            .parse()
+            .expect("DATABASE_URL is a PostgreSQL URL");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create the test database");
+        let url = database_url_named(&name);
+        let pool = pool(&url).await;
+        article_service::store::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrate");
+        pool.close().await;
+        url
+    }
+}

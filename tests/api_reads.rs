@@ -1,0 +1,883 @@
+//! End to end: GetArticle, ListArticlesByTag and ListTags against the real
+//! binary and a fresh PostgreSQL database, rule by rule of the contract.
+
+mod common;
+use common::*;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use article_service::proto::article_service_client::ArticleServiceClient;
+use article_service::proto::{
+    Article, ListArticlesByTagRequest, ListTagsRequest, PublishArticleRequest,
+    StreamNewArticlesRequest, get_article_request::Key,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// An article of `tags` published at `published_at` (RFC 3339).
+fn article_at(title: &str, tags: &[&str], published_at: &str) -> PublishArticleRequest {
+    PublishArticleRequest {
+        published_at: Some(timestamp(published_at)),
+        ..article(title, tags)
+    }
+}
+
+async fn list_page(
+    client: &mut ArticleServiceClient<Channel>,
+    tag: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<Article>, String), tonic::Status> {
+    client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: tag.to_owned(),
+            page_size,
+            page_token: page_token.to_owned(),
+        })
+        .await
+        .map(|response| {
+            let page = response.into_inner();
+            (page.articles, page.next_page_token)
+        })
+}
+
+fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str, what: &str) {
+    let status = result.expect_err(what);
+    assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+    assert_eq!(bad_request_fields(&status), [field], "{what}: {status:?}");
+}
+
+/// `n` articles in `tag`, published one second apart from 2020-01-01 on.
+async fn publish_many(client: &mut ArticleServiceClient<Channel>, tag: &str, n: usize) {
+    for i in 0..n {
+        let request = PublishArticleRequest {
+            published_at: Some(prost_types::Timestamp {
+                seconds: 1_577_836_800 + i64::try_from(i).unwrap(),
+                nanos: 0,
+            }),
+            ..article(&format!("Article number {i}"), &[tag])
+        };
+        assert!(publish(client, request).await.created);
+    }
+}
+
+/// The order ListArticlesByTag promises: published_at descending, then id
+/// descending (UUIDs compare like their lowercase hyphenated text).
+fn newest_first(articles: &[Article]) -> Vec<String> {
+    let mut sorted: Vec<&Article> = articles.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |x: &Article| {
+            let at = x.published_at.unwrap();
+            (at.seconds, at.nanos, x.id.clone())
+        };
+        key(b).cmp(&key(a))
+    });
+    sorted.iter().map(|article| article.id.clone()).collect()
+}
+
+// --------------------------------------------------------------- GetArticle
+
+#[tokio::test]
+async fn get_article_by_id_in_any_case_and_by_slug() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let stored = publish(
+        &mut client,
+        article_at("Get me", &["Getters"], "2021-06-01T12:00:00Z"),
+    )
+    .await
+    .article
+    .unwrap();
+    assert_eq!(stored.id, stored.id.to_lowercase());
+    assert_eq!(stored.slug, "2021-06-01-get-me");
+
+    assert_eq!(get_by_id(&mut client, &stored.id).await.unwrap(), stored);
+    assert_eq!(
+        get_by_id(&mut client, &stored.id.to_uppercase())
+            .await
+            .unwrap(),
+        stored
+    );
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug).await.unwrap(),
+        stored
+    );
+}
+
+#[tokio::test]
+async fn get_article_unknown_is_not_found() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, article("Present", &["Here"])).await;
+
+    for id in [
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::now_v7().to_string().to_uppercase(),
+        uuid::Uuid::nil().to_string(),
+    ] {
+        let status = get_by_id(&mut client, &id).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "id {id}: {status:?}");
+    }
+    for slug in ["2021-06-01-absent", "absent", "UPPER-case-slug"] {
+        let status = get_by_slug(&mut client, slug).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "slug {slug}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn get_article_without_a_usable_key_is_invalid() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    assert_invalid(get_article(&mut client, None).await, "key", "no key");
+    assert_invalid(get_by_id(&mut client, "").await, "id", "empty id");
+    assert_invalid(get_by_slug(&mut client, "").await, "slug", "empty slug");
+    for id in [
+        "not-a-uuid",
+        "12345",
+        "0190000-0000-7000-8000-000000000001",
+        "g1900000-0000-7000-8000-000000000001",
+        "01900000-0000-7000-8000-0000000000011",
+        " 01900000-0000-7000-8000-000000000001",
+    ] {
+        assert_invalid(get_by_id(&mut client, id).await, "id", id);
+    }
+}
+
+// -------------------------------------------------------- ListArticlesByTag
+
+#[tokio::test]
+async fn articles_by_tag_are_newest_first_then_by_id_descending() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut published = Vec::new();
+    // Equal published_at values, interleaved with distinct ones, so the id
+    // tie-break decides within each group.
+    for (i, at) in [
+        "2020-05-05T10:00:00Z",
+        "2020-05-05T10:00:00Z",
+        "2021-01-01T00:00:00Z",
+        "2020-05-05T10:00:00Z",
+        "2019-01-01T00:00:00Z",
+        "2021-01-01T00:00:00Z",
+        "2020-05-05T10:00:00.000001Z",
+        "2020-05-05T10:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = publish(
+            &mut client,
+            article_at(&format!("Ordered {i}"), &["Order"], at),
+        )
+        .await;
+        published.push(response.article.unwrap());
+    }
+    // Another tag's articles never show up.
+    publish(
+        &mut client,
+        article_at("Elsewhere", &["Other"], "2030-01-01T00:00:00Z"),
+    )
+    .await;
+
+    let expected = newest_first(&published);
+    let (page, token) = list_page(&mut client, "order", 100, "").await.unwrap();
+    assert_eq!(ids(&page), expected);
+    assert!(token.is_empty());
+    // Articles come whole, as GetArticle returns them.
+    for article in &page {
+        assert_eq!(&get_by_id(&mut client, &article.id).await.unwrap(), article);
+    }
+    // The same order, one article per page.
+    let (one_by_one, pages) = list_all_by_tag(&mut client, "Order", 1).await;
+    assert_eq!(ids(&one_by_one), expected);
+    assert_eq!(pages, expected.len());
+    // The equal-time group really is ordered by id descending.
+    let group: Vec<&Article> = page
+        .iter()
+        .filter(|a| a.published_at == Some(timestamp("2020-05-05T10:00:00Z")))
+        .collect();
+    assert_eq!(group.len(), 4);
+    assert!(group.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+#[tokio::test]
+async fn page_size_zero_means_20_and_above_100_means_100() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish_many(&mut client, "Bulk", 105).await;
+
+    let (page, token) = list_page(&mut client, "bulk", 0, "").await.unwrap();
+    assert_eq!(page.len(), 20);
+    assert!(!token.is_empty());
+
+    for size in [101, 1000, i32::MAX] {
+        let (page, token) = list_page(&mut client, "bulk", size, "").await.unwrap();
+        assert_eq!(page.len(), 100, "page_size {size}");
+        let (rest, last_token) = list_page(&mut client, "bulk", size, &token).await.unwrap();
+        assert_eq!(rest.len(), 5);
+        assert!(last_token.is_empty());
+    }
+    let (page, _) = list_page(&mut client, "bulk", 100, "").await.unwrap();
+    assert_eq!(page.len(), 100);
+    let (page, _) = list_page(&mut client, "bulk", 7, "").await.unwrap();
+    assert_eq!(page.len(), 7);
+
+    let (all, pages) = list_all_by_tag(&mut client, "bulk", 0).await;
+    assert_eq!(all.len(), 105);
+    assert_eq!(pages, 6);
+    assert_eq!(ids(&all), newest_first(&all));
+
+    for size in [-1, i32::MIN] {
+        assert_invalid(
+            list_page(&mut client, "bulk", size, "").await,
+            "page_size",
+            "negative page_size",
+        );
+    }
+}
+
+#[tokio::test]
+async fn tag_resolves_by_slug_or_display_name_in_any_case() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(
+        &mut client,
+        article_at("One", &["US & Canada"], "2020-01-01T00:00:00Z"),
+    )
+    .await;
+    publish(
+        &mut client,
+        article_at("Two", &["Russia", "US & Canada"], "2020-01-02T00:00:00Z"),
+    )
+    .await;
+
+    let (expected, _) = list_page(&mut client, "us-canada", 0, "").await.unwrap();
+    assert_eq!(expected.len(), 2);
+    for tag in [
+        "US & Canada",
+        "us & canada",
+        "US-CANADA",
+        "Us-Canada",
+        "  us   canada! ",
+    ] {
+        let (page, token) = list_page(&mut client, tag, 0, "").await.unwrap();
+        assert_eq!(page, expected, "tag {tag:?}");
+        assert!(token.is_empty());
+    }
+
+    // A page token issued under one spelling of the tag serves another.
+    let (first, token) = list_page(&mut client, "US & Canada", 1, "").await.unwrap();
+    let (second, last) = list_page(&mut client, "us-canada", 1, &token)
+        .await
+        .unwrap();
+    assert_eq!(ids(&[first, second].concat()), ids(&expected));
+    assert!(last.is_empty());
+
+    for tag in ["", "!!!", "   ", "-", "&"] {
+        assert_invalid(list_page(&mut client, tag, 0, "").await, "tag", tag);
+    }
+
+    for tag in ["Unknown", "us", "canada", "us-canada-extra"] {
+        let (page, token) = list_page(&mut client, tag, 0, "").await.unwrap();
+        assert!(page.is_empty(), "tag {tag:?}");
+        assert!(token.is_empty(), "tag {tag:?}");
+    }
+}
+
+#[tokio::test]
+async fn following_page_tokens_returns_every_article_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish_many(&mut client, "Paged", 23).await;
+    let (expected, pages) = list_all_by_tag(&mut client, "paged", 100).await;
+    assert_eq!(expected.len(), 23);
+    assert_eq!(pages, 1);
+
+    for size in [1, 2, 5, 22, 23, 24] {
+        let (all, pages) = list_all_by_tag(&mut client, "paged", size).await;
+        assert_eq!(ids(&all), ids(&expected), "page_size {size}");
+        let size = usize::try_from(size).unwrap();
+        assert_eq!(pages, 23_usize.div_ceil(size), "page_size {size}");
+    }
+
+    // page_size changes from page to page.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for size in [3, 1, 10, 0, 5] {
+        let (page, next) = list_page(&mut client, "paged", size, &token).await.unwrap();
+        seen.extend(page);
+        token = next;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(token.is_empty(), "3 + 1 + 10 + 20 covers 23 articles");
+    assert_eq!(ids(&seen), ids(&expected));
+}
+
+#[tokio::test]
+async fn paging_is_stable_while_articles_are_published() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish_many(&mut client, "Stable", 12).await;
+    let (expected, _) = list_all_by_tag(&mut client, "stable", 100).await;
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut round = 0;
+    loop {
+        let (page, next) = list_page(&mut client, "stable", 3, &token).await.unwrap();
+        seen.extend(page);
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+        // Newer, older, and equal to existing times; some in other tags too.
+        for (i, at) in [
+            "2030-01-01T00:00:00Z",
+            "2000-01-01T00:00:00Z",
+            "2020-01-01T00:00:05Z",
+        ]
+        .iter()
+        .enumerate()
+        {
+            publish(
+                &mut client,
+                article_at(&format!("Late {round} {i}"), &["Stable", "Noise"], at),
+            )
+            .await;
+        }
+        round += 1;
+    }
+    assert_eq!(round, 3);
+    assert_eq!(ids(&seen), ids(&expected));
+    let unique: HashSet<&String> = seen.iter().map(|a| &a.id).collect();
+    assert_eq!(unique.len(), seen.len());
+
+    // A new paging session sees the new articles too.
+    let (now, _) = list_all_by_tag(&mut client, "stable", 7).await;
+    assert_eq!(now.len(), 12 + 9);
+    assert_eq!(ids(&now), newest_first(&now));
+}
+
+#[tokio::test]
+async fn an_update_moves_an_article_within_its_tag() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let old = publish(
+        &mut client,
+        PublishArticleRequest {
+            slug: "moving".into(),
+            ..article_at("Moving", &["Moves"], "2020-01-01T00:00:00Z")
+        },
+    )
+    .await
+    .article
+    .unwrap();
+    let other = publish(
+        &mut client,
+        article_at("Still", &["Moves"], "2021-01-01T00:00:00Z"),
+    )
+    .await
+    .article
+    .unwrap();
+    let (page, _) = list_page(&mut client, "moves", 0, "").await.unwrap();
+    assert_eq!(ids(&page), [other.id.clone(), old.id.clone()]);
+
+    let moved = publish(
+        &mut client,
+        PublishArticleRequest {
+            slug: "moving".into(),
+            ..article_at("Moving", &["Moves"], "2022-01-01T00:00:00Z")
+        },
+    )
+    .await
+    .article
+    .unwrap();
+    let (page, _) = list_page(&mut client, "moves", 0, "").await.unwrap();
+    assert_eq!(page, [moved.clone(), other.clone()]);
+
+    // Dropping the tag drops the article from the tag's pages.
+    publish(
+        &mut client,
+        PublishArticleRequest {
+            slug: "moving".into(),
+            ..article_at("Moving", &["Elsewhere"], "2022-01-01T00:00:00Z")
+        },
+    )
+    .await;
+    let (page, _) = list_page(&mut client, "moves", 0, "").await.unwrap();
+    assert_eq!(ids(&page), [other.id]);
+    let (page, _) = list_page(&mut client, "elsewhere", 0, "").await.unwrap();
+    assert_eq!(ids(&page), [moved.id]);
+}
+
+/// A resume token, as StreamNewArticles hands them out.
+async fn resume_token(client: &mut ArticleServiceClient<Channel>) -> String {
+    let mut stream = client
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await
+        .expect("StreamNewArticles")
+        .into_inner();
+    publish(client, article("Streamed", &["Stream"])).await;
+    let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a stream message within 10 s")
+        .expect("stream status")
+        .expect("a message");
+    assert!(!message.resume_token.is_empty());
+    message.resume_token
+}
+
+/// Every single-character change of `token` (within the URL-safe base64
+/// alphabet, and one outside it).
+fn alterations(token: &str) -> Vec<String> {
+    let mut altered = Vec::new();
+    for (index, c) in token.char_indices() {
+        for replacement in [if c == 'A' { 'B' } else { 'A' }, '*'] {
+            let mut text = token.to_owned();
+            text.replace_range(index..index + c.len_utf8(), &replacement.to_string());
+            altered.push(text);
+        }
+    }
+    altered.push(format!("{token}A"));
+    altered.push(token[..token.len() - 1].to_owned());
+    if token.to_uppercase() != token {
+        altered.push(token.to_uppercase());
+    }
+    altered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_and_altered_page_tokens_are_invalid() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish_many(&mut client, "Tokens", 3).await;
+    publish(
+        &mut client,
+        article_at("A", &["Other Tag", "Second"], "2020-01-01T00:00:00Z"),
+    )
+    .await;
+    publish(
+        &mut client,
+        article_at("B", &["Other Tag", "Third"], "2020-01-02T00:00:00Z"),
+    )
+    .await;
+
+    let (_, token) = list_page(&mut client, "tokens", 1, "").await.unwrap();
+    assert!(!token.is_empty());
+    // The genuine token works, again and again.
+    for _ in 0..2 {
+        let (page, _) = list_page(&mut client, "tokens", 1, &token).await.unwrap();
+        assert_eq!(page.len(), 1);
+    }
+
+    for altered in alterations(&token) {
+        assert_invalid(
+            list_page(&mut client, "tokens", 1, &altered).await,
+            "page_token",
+            &format!("altered token {altered}"),
+        );
+    }
+    for garbage in [
+        "garbage",
+        "!!!",
+        "AAAA",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        " ",
+        "null",
+        &"A".repeat(5_000),
+    ] {
+        assert_invalid(
+            list_page(&mut client, "tokens", 1, garbage).await,
+            "page_token",
+            &format!("garbage token {garbage:.40}"),
+        );
+    }
+
+    // Issued for another tag.
+    let (_, other_tag_token) = list_page(&mut client, "Other Tag", 1, "").await.unwrap();
+    assert!(!other_tag_token.is_empty());
+    assert_invalid(
+        list_page(&mut client, "tokens", 1, &other_tag_token).await,
+        "page_token",
+        "another tag's token",
+    );
+    // Issued by ListTags.
+    let tags_token = client
+        .list_tags(ListTagsRequest {
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    assert!(!tags_token.is_empty());
+    assert_invalid(
+        list_page(&mut client, "tokens", 1, &tags_token).await,
+        "page_token",
+        "a ListTags token",
+    );
+    // A resume token of StreamNewArticles.
+    let resume = resume_token(&mut client).await;
+    assert_invalid(
+        list_page(&mut client, "tokens", 1, &resume).await,
+        "page_token",
+        "a resume token",
+    );
+    assert_invalid(
+        list_page(&mut client, "stream", 1, &resume).await,
+        "page_token",
+        "a resume token",
+    );
+    // And the other way round: a page token is no resume token.
+    let status = client
+        .stream_new_articles(StreamNewArticlesRequest {
+            tags: Vec::new(),
+            resume_token: token.clone(),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_request_fields(&status), ["resume_token"]);
+}
+
+// ------------------------------------------------------------------ ListTags
+
+async fn tags_page(
+    client: &mut ArticleServiceClient<Channel>,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<(String, String, i64)>, String), tonic::Status> {
+    client
+        .list_tags(ListTagsRequest {
+            page_size,
+            page_token: page_token.to_owned(),
+        })
+        .await
+        .map(|response| {
+            let page = response.into_inner();
+            (tag_counts(&page.tags), page.next_page_token)
+        })
+}
+
+fn owned(rows: &[(&str, &str, i64)]) -> Vec<(String, String, i64)> {
+    rows.iter()
+        .map(|(slug, name, count)| ((*slug).to_owned(), (*name).to_owned(), *count))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_tags_is_empty_on_an_empty_database() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let (tags, token) = tags_page(&mut client, 0, "").await.unwrap();
+    assert!(tags.is_empty());
+    assert!(token.is_empty());
+}
+
+#[tokio::test]
+async fn list_tags_orders_by_slug_in_byte_order() {
+    // On a database whose default collation is not byte order.
+    let database = fresh_database_with_icu_collation().await;
+    let server = TestServer::start_with(ServerOptions::new(&database)).await;
+    let mut client = server.client().await;
+    let names = [
+        "Zebra",
+        "apple",
+        "Économie",
+        "éclair",
+        "2024",
+        "a-b",
+        "Ecole",
+        "Zürich",
+        "_under",
+        "B",
+        "東京",
+        "ÉCLAIR two",
+    ];
+    publish(&mut client, article("Sorted", &names)).await;
+
+    let (tags, token) = tags_page(&mut client, 0, "").await.unwrap();
+    assert!(token.is_empty());
+    let slugs: Vec<&str> = tags.iter().map(|(slug, _, _)| slug.as_str()).collect();
+    assert_eq!(
+        slugs,
+        [
+            "2024",
+            "a-b",
+            "apple",
+            "b",
+            "ecole",
+            "under",
+            "zebra",
+            "zürich",
+            "éclair",
+            "éclair-two",
+            "économie",
+            "東京",
+        ]
+    );
+    // That is Rust's byte-wise order of the slugs.
+    let mut sorted = slugs.clone();
+    sorted.sort_unstable();
+    assert_eq!(slugs, sorted);
+    let names_by_slug: Vec<&str> = tags.iter().map(|(_, name, _)| name.as_str()).collect();
+    assert_eq!(
+        names_by_slug,
+        [
+            "2024",
+            "a-b",
+            "apple",
+            "B",
+            "Ecole",
+            "_under",
+            "Zebra",
+            "Zürich",
+            "éclair",
+            "ÉCLAIR two",
+            "Économie",
+            "東京",
+        ]
+    );
+    assert!(tags.iter().all(|(_, _, count)| *count == 1));
+
+    // The same order one tag per page.
+    let one_by_one = tag_counts(&list_all_tags(&mut client, 1).await);
+    assert_eq!(one_by_one, tags);
+}
+
+#[tokio::test]
+async fn list_tags_counts_follow_publishes_and_updates() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let a = |tags: &[&str]| PublishArticleRequest {
+        slug: "article-a".into(),
+        ..article_at("A", tags, "2020-01-01T00:00:00Z")
+    };
+    publish(&mut client, a(&["X", "Y"])).await;
+    publish(&mut client, article("B", &["Y"])).await;
+    // Duplicates within one request count once.
+    publish(&mut client, article("C", &["Y", "y", " Y "])).await;
+    assert_eq!(
+        tags_page(&mut client, 0, "").await.unwrap().0,
+        owned(&[("x", "X", 1), ("y", "Y", 3)])
+    );
+
+    // A takes Y and Z instead of X and Y: X has no article any more.
+    publish(&mut client, a(&["Y", "Z"])).await;
+    assert_eq!(
+        tags_page(&mut client, 0, "").await.unwrap().0,
+        owned(&[("y", "Y", 3), ("z", "Z", 1)])
+    );
+    // Re-publishing the same thing changes nothing.
+    publish(&mut client, a(&["Y", "Z"])).await;
+    assert_eq!(
+        tags_page(&mut client, 0, "").await.unwrap().0,
+        owned(&[("y", "Y", 3), ("z", "Z", 1)])
+    );
+    // A loses every tag.
+    publish(&mut client, a(&[])).await;
+    assert_eq!(
+        tags_page(&mut client, 0, "").await.unwrap().0,
+        owned(&[("y", "Y", 2)])
+    );
+    // X comes back under another spelling: its first display name stays.
+    publish(&mut client, a(&["x"])).await;
+    assert_eq!(
+        tags_page(&mut client, 0, "").await.unwrap().0,
+        owned(&[("x", "X", 1), ("y", "Y", 2)])
+    );
+    let (page, _) = list_page(&mut client, "x", 0, "").await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(tag_pairs(&page[0]), [("x".to_owned(), "X".to_owned())]);
+}
+
+#[tokio::test]
+async fn list_tags_pages_like_list_articles_by_tag() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // 6 articles of 20 tags each: 120 tags; tag-00 .. tag-19 are on every article.
+    for article_index in 0..6 {
+        let tags: Vec<String> = (0..20)
+            .map(|i| {
+                if i < 5 {
+                    format!("Tag {i:03}")
+                } else {
+                    format!("Tag {:03}", 100 + article_index * 20 + i)
+                }
+            })
+            .collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        publish(
+            &mut client,
+            article(&format!("Tagged {article_index}"), &tags),
+        )
+        .await;
+    }
+    let all = tag_counts(&list_all_tags(&mut client, 100).await);
+    assert_eq!(all.len(), 5 + 6 * 15);
+    assert!(all[..5].iter().all(|(_, _, count)| *count == 6));
+    assert!(all[5..].iter().all(|(_, _, count)| *count == 1));
+    assert_eq!(all[0].0, "tag-000");
+    let slugs: Vec<&String> = all.iter().map(|(slug, _, _)| slug).collect();
+    assert!(slugs.windows(2).all(|w| w[0] < w[1]));
+
+    // One more article brings the count above 100.
+    let tags: Vec<String> = (0..20).map(|i| format!("Extra {i:02}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    publish(&mut client, article("Extra", &tags)).await;
+    let all = tag_counts(&list_all_tags(&mut client, 100).await);
+    assert_eq!(all.len(), 115);
+
+    let (page, token) = tags_page(&mut client, 0, "").await.unwrap();
+    assert_eq!(page, all[..20]);
+    assert!(!token.is_empty());
+    for size in [101, i32::MAX] {
+        let (page, token) = tags_page(&mut client, size, "").await.unwrap();
+        assert_eq!(page, all[..100], "page_size {size}");
+        let (rest, last) = tags_page(&mut client, size, &token).await.unwrap();
+        assert_eq!(rest, all[100..]);
+        assert!(last.is_empty());
+    }
+    for size in [1, 7, 20, 114, 115] {
+        assert_eq!(
+            tag_counts(&list_all_tags(&mut client, size).await),
+            all,
+            "page_size {size}"
+        );
+    }
+    // page_size changes between pages.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for size in [1, 50, 3, 0, 100] {
+        let (page, next) = tags_page(&mut client, size, &token).await.unwrap();
+        seen.extend(page);
+        token = next;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(token.is_empty());
+    assert_eq!(seen, all);
+
+    for size in [-1, i32::MIN] {
+        assert_invalid(
+            tags_page(&mut client, size, "").await,
+            "page_size",
+            "negative",
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_tags_paging_is_stable_while_tags_are_added() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let tags: Vec<String> = (0..10).map(|i| format!("M{i}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    publish(&mut client, article("Base", &tags)).await;
+    let before: Vec<String> = tag_counts(&list_all_tags(&mut client, 0).await)
+        .into_iter()
+        .map(|(slug, _, _)| slug)
+        .collect();
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut round = 0;
+    loop {
+        let (page, next) = tags_page(&mut client, 3, &token).await.unwrap();
+        seen.extend(page.into_iter().map(|(slug, _, _)| slug));
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+        // New tags sorting before, between and after the existing ones.
+        let new = [
+            format!("A{round}"),
+            format!("M{round}5"),
+            format!("Z{round}"),
+        ];
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
+        publish(&mut client, article(&format!("New {round}"), &new)).await;
+        round += 1;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a tag came twice: {seen:?}");
+    for slug in &before {
+        assert!(seen.contains(slug), "{slug} was skipped: {seen:?}");
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_and_altered_tag_page_tokens_are_invalid() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    publish(&mut client, article("Tags", &["One", "Two", "Three"])).await;
+    let (_, token) = tags_page(&mut client, 1, "").await.unwrap();
+    assert!(!token.is_empty());
+    let (page, _) = tags_page(&mut client, 1, &token).await.unwrap();
+    assert_eq!(page, owned(&[("three", "Three", 1)]));
+
+    for altered in alterations(&token) {
+        assert_invalid(
+            tags_page(&mut client, 1, &altered).await,
+            "page_token",
+            &format!("altered token {altered}"),
+        );
+    }
+    for garbage in ["garbage", "!!!", "AAAA", " ", &"A".repeat(5_000)] {
+        assert_invalid(
+            tags_page(&mut client, 1, garbage).await,
+            "page_token",
+            &format!("garbage token {garbage:.40}"),
+        );
+    }
+    let (_, articles_token) = list_page(&mut client, "one", 1, "").await.unwrap();
+    assert!(articles_token.is_empty(), "one article: one page");
+    publish(&mut client, article("Second", &["One"])).await;
+    let (_, articles_token) = list_page(&mut client, "one", 1, "").await.unwrap();
+    assert!(!articles_token.is_empty());
+    assert_invalid(
+        tags_page(&mut client, 1, &articles_token).await,
+        "page_token",
+        "a ListArticlesByTag token",
+    );
+    let resume = resume_token(&mut client).await;
+    assert_invalid(
+        tags_page(&mut client, 1, &resume).await,
+        "page_token",
+        "a resume token",
+    );
+}
+
+#[tokio::test]
+async fn get_article_finds_what_list_articles_by_tag_lists() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let stored = publish(
+        &mut client,
+        article_at("Findable", &["Find"], "2020-02-02T02:02:02.123456Z"),
+    )
+    .await
+    .article
+    .unwrap();
+    assert_eq!(
+        stored.published_at,
+        Some(prost_types::Timestamp {
+            seconds: 1_580_608_922,
+            nanos: 123_456_000
+        })
+    );
+    let (page, _) = list_page(&mut client, "find", 0, "").await.unwrap();
+    assert_eq!(page, std::slice::from_ref(&stored));
+    let by_slug = get_article(&mut client, Some(Key::Slug(stored.slug.clone())))
+        .await
+        .unwrap();
+    assert_eq!(by_slug, stored);
+}
