@@ -103,6 +103,16 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,
 
+    /// Feed items a StreamNewArticles stream may fall behind the live
+    /// broadcast before it catches up from the database instead.
+    #[arg(long, env = "FEED_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub feed_buffer: u64,
+
+    /// Articles per database read when a stream catches up (after a resume
+    /// token, a lag or a gap).
+    #[arg(long, env = "FEED_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub feed_batch_size: u32,
+
     /// HTTP/2 streams one connection may have open at once.
     #[arg(
         long,

@@ -60,6 +60,9 @@ impl Application {
             FeedSettings {
                 heartbeat_interval: Duration::from_secs(config.heartbeat_interval),
                 max_streams: config.max_streams,
+                // At most 1,000,000, as the flag's parser enforces.
+                buffer: usize::try_from(config.feed_buffer).unwrap_or(usize::MAX),
+                batch_size: config.feed_batch_size,
                 ..FeedSettings::default()
             },
             stopping.clone(),
