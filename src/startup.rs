@@ -115,13 +115,27 @@ impl Application {
             }
         }
 
-        let grace = Duration::from_secs(config.shutdown_grace);
+        // The grace period counts from the signal.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(config.shutdown_grace);
         tracing::info!(grace_seconds = config.shutdown_grace, "shutting down");
-        stopping.cancel();
+        // 1. Health first, so that balancers stop sending calls before any
+        //    stream ends. The probe is stopped rather than awaited: it may be
+        //    waiting on a database that does not answer, and it must not
+        //    turn health back to SERVING afterwards.
+        health_task.abort();
         let _ = health_task.await;
         set_health(&health, ServingStatus::NotServing).await;
+        // 2. Every open feed stream ends with UNAVAILABLE; new ones are refused.
+        stopping.cancel();
+        // 3. No new connections or calls; in-flight calls may finish.
         server_stop.cancel();
-        match tokio::time::timeout(grace, &mut server).await {
+        // Health watches are streams too, and would hold the graceful
+        // shutdown until the grace period is over: end them. They have seen
+        // NOT_SERVING, which stays their last word.
+        let mut health = health;
+        health.clear_service_status("").await;
+        health.clear_service_status(SERVICE_NAME).await;
+        match tokio::time::timeout_at(deadline, &mut server).await {
             Ok(result) => result
                 .context("server task failed")?
                 .context("server failed")?,
