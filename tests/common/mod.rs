@@ -546,3 +546,219 @@ mod api_helpers {
         url
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers of the StreamNewArticles tests (feed, feed_faults, feed_concurrency),
+// in a module of their own like the API helpers; everything public is
+// re-exported.
+
+#[allow(unused_imports)]
+pub use feed_helpers::*;
+
+mod feed_helpers {
+    use super::*;
+    use article_service::proto::{Article, StreamNewArticlesRequest, StreamNewArticlesResponse};
+
+    /// A unique article title (slugs are derived from titles).
+    pub fn unique_title(label: &str) -> String {
+        format!("{label} {}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Opens StreamNewArticles; `Ok` once the response headers have arrived (the
+    /// subscription is then in place).
+    pub async fn open_stream(
+        client: &mut ArticleServiceClient<Channel>,
+        tags: &[&str],
+        resume_token: &str,
+    ) -> Result<tonic::Streaming<StreamNewArticlesResponse>, tonic::Status> {
+        client
+            .stream_new_articles(StreamNewArticlesRequest {
+                tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+                resume_token: resume_token.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// How one read from a stream turned out.
+    #[derive(Debug)]
+    pub enum Read {
+        Message(StreamNewArticlesResponse),
+        /// The stream ended with an error status.
+        Ended(tonic::Status),
+        /// Nothing arrived in time.
+        TimedOut,
+    }
+
+    /// Reads one message. A stream that ends with OK is a contract breach and
+    /// fails the test.
+    pub async fn read_one(
+        stream: &mut tonic::Streaming<StreamNewArticlesResponse>,
+        timeout: Duration,
+    ) -> Read {
+        match tokio::time::timeout(timeout, stream.message()).await {
+            Err(_) => Read::TimedOut,
+            Ok(Ok(Some(message))) => Read::Message(message),
+            Ok(Ok(None)) => panic!("StreamNewArticles ended with OK"),
+            Ok(Err(status)) => Read::Ended(status),
+        }
+    }
+
+    /// A consumer of the feed: the articles it received in order, and the last
+    /// resume token it was given (of an article or a heartbeat).
+    pub struct FeedReader {
+        pub stream: tonic::Streaming<StreamNewArticlesResponse>,
+        pub articles: Vec<Article>,
+        /// The resume token that came with each article.
+        pub article_tokens: Vec<String>,
+        pub token: String,
+        pub heartbeats: usize,
+    }
+
+    impl FeedReader {
+        pub async fn open(
+            client: &mut ArticleServiceClient<Channel>,
+            tags: &[&str],
+            resume_token: &str,
+        ) -> Self {
+            let stream = open_stream(client, tags, resume_token)
+                .await
+                .expect("StreamNewArticles");
+            Self::new(stream, resume_token)
+        }
+
+        pub fn new(
+            stream: tonic::Streaming<StreamNewArticlesResponse>,
+            resume_token: &str,
+        ) -> Self {
+            Self {
+                stream,
+                articles: Vec::new(),
+                article_tokens: Vec::new(),
+                token: resume_token.to_owned(),
+                heartbeats: 0,
+            }
+        }
+
+        /// Takes one message into account.
+        pub fn record(&mut self, message: StreamNewArticlesResponse) {
+            assert!(
+                !message.resume_token.is_empty(),
+                "every message carries a resume token"
+            );
+            match message.article {
+                Some(article) => {
+                    self.articles.push(article);
+                    self.article_tokens.push(message.resume_token.clone());
+                }
+                None => self.heartbeats += 1,
+            }
+            self.token = message.resume_token;
+        }
+
+        /// Reads until `count` articles were received in all, or the stream ends
+        /// with an error status (returned), or the deadline passes (panics).
+        pub async fn read_articles(
+            &mut self,
+            count: usize,
+            timeout: Duration,
+        ) -> Result<(), tonic::Status> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            while self.articles.len() < count {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match read_one(&mut self.stream, left).await {
+                    Read::Message(message) => self.record(message),
+                    Read::Ended(status) => return Err(status),
+                    Read::TimedOut => panic!(
+                        "received {} of {count} articles within {timeout:?}",
+                        self.articles.len()
+                    ),
+                }
+            }
+            Ok(())
+        }
+
+        /// Like `read_articles`, but whenever the stream ends with an error
+        /// status it resumes from the last token, as a consumer should
+        /// (retrying while the server answers UNAVAILABLE). Returns the
+        /// statuses the stream ended with.
+        pub async fn read_resuming(
+            &mut self,
+            client: &mut ArticleServiceClient<Channel>,
+            tags: &[&str],
+            count: usize,
+            timeout: Duration,
+        ) -> Vec<tonic::Status> {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut endings = Vec::new();
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.read_articles(count, left).await {
+                    Ok(()) => return endings,
+                    Err(status) => endings.push(status),
+                }
+                loop {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "could not resume within {timeout:?}; endings: {endings:?}"
+                    );
+                    match open_stream(client, tags, &self.token).await {
+                        Ok(stream) => {
+                            self.stream = stream;
+                            break;
+                        }
+                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(status) => panic!("cannot resume: {status:?}"),
+                    }
+                }
+            }
+        }
+
+        /// The ids received, in order.
+        pub fn ids(&self) -> Vec<String> {
+            self.articles
+                .iter()
+                .map(|article| article.id.clone())
+                .collect()
+        }
+    }
+
+    /// Publishes an article with a unique title and the given tags; returns it.
+    pub async fn publish_new(
+        client: &mut ArticleServiceClient<Channel>,
+        label: &str,
+        tags: &[&str],
+    ) -> Article {
+        let response = publish(client, article(&unique_title(label), tags)).await;
+        assert!(response.created, "a new article");
+        response.article.expect("the stored article")
+    }
+
+    /// Every article's id in store order (feed position ascending), read from the
+    /// database: the order StreamNewArticles must deliver.
+    pub async fn store_order(database_url: &str) -> Vec<String> {
+        let pool = pool(database_url).await;
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM articles ORDER BY feed_position")
+                .fetch_all(&pool)
+                .await
+                .expect("read the store order");
+        pool.close().await;
+        ids.into_iter().map(|id| id.to_string()).collect()
+    }
+
+    /// Polls `condition` until it holds, failing the test after `timeout`.
+    pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while !condition().await {
+            assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
