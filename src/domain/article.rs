@@ -11,6 +11,10 @@ pub const MAX_SUMMARY_CHARS: usize = 2_000;
 pub const MAX_BYLINE_CHARS: usize = 200;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_TAGS: usize = 20;
+/// Longest tag name, in characters, after trimming. Keeps every tag slug
+/// within what a database index entry and a page token can hold (at most 4
+/// bytes of UTF-8 per character once lowercased).
+pub const MAX_TAG_CHARS: usize = 200;
 
 /// A tag as articles carry it: its slug and its display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +219,12 @@ fn validate_tags(names: &[String]) -> Result<Vec<TagRef>, FieldViolation> {
     let mut tags: Vec<TagRef> = Vec::with_capacity(names.len().min(MAX_TAGS));
     for name in names {
         let name = name.trim();
+        if name.chars().count() > MAX_TAG_CHARS {
+            return Err(FieldViolation::new(
+                "tags",
+                format!("a tag name is longer than {MAX_TAG_CHARS} characters"),
+            ));
+        }
         let slug = resolve_tag("tags", name)?;
         if !tags.iter().any(|tag| tag.slug == slug) {
             if tags.len() == MAX_TAGS {
@@ -437,6 +447,28 @@ mod tests {
                 now
             )),
             ["tags"]
+        );
+        let long_tag = format!(" {} ", "\u{10400}".repeat(MAX_TAG_CHARS + 1));
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    tags: vec![long_tag],
+                    ..draft()
+                },
+                now
+            )),
+            ["tags"]
+        );
+        let longest_tag = format!(" {} ", "\u{10400}".repeat(MAX_TAG_CHARS));
+        assert!(
+            validate(
+                ArticleDraft {
+                    tags: vec![longest_tag],
+                    ..draft()
+                },
+                now
+            )
+            .is_ok()
         );
         assert_eq!(
             fields(validate(

@@ -19,8 +19,10 @@ type HmacSha256 = Hmac<Sha256>;
 const MAC_LEN: usize = 16;
 const FORMAT_VERSION: u32 = 1;
 /// Anything longer is not a token this server issued; refuse it before
-/// decoding.
-pub const MAX_TOKEN_LEN: usize = 1024;
+/// decoding. The longest token names a tag slug of `MAX_TAG_CHARS` four-byte
+/// characters (about 1,150 characters sealed); see the test
+/// `the_longest_tokens_fit`.
+pub const MAX_TOKEN_LEN: usize = 2048;
 
 /// Where a ListArticlesByTag paging session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +215,31 @@ mod tests {
             Token::Resume { feed_position: 0 },
         ] {
             assert_eq!(codec.open(&codec.seal(&token)), Ok(token));
+        }
+    }
+
+    #[test]
+    fn the_longest_tokens_fit() {
+        use crate::domain::article::MAX_TAG_CHARS;
+        use crate::domain::slug::slugify;
+        let codec = codec();
+        // Four bytes of UTF-8 per character, lowercased.
+        let longest_slug = slugify(&"\u{10400}".repeat(MAX_TAG_CHARS));
+        assert_eq!(longest_slug.len(), 4 * MAX_TAG_CHARS);
+        for token in [
+            Token::ArticlePage(ArticlePageCursor {
+                tag_slug: longest_slug.clone(),
+                snapshot_position: i64::MIN,
+                last_published_at: datetime!(9999-12-31 23:59:59.999999 UTC),
+                last_id: Uuid::max(),
+            }),
+            Token::TagPage(TagPageCursor {
+                last_slug: longest_slug.clone(),
+            }),
+        ] {
+            let sealed = codec.seal(&token);
+            assert!(sealed.len() <= MAX_TOKEN_LEN, "{} characters", sealed.len());
+            assert_eq!(codec.open(&sealed), Ok(token));
         }
     }
 
