@@ -11,13 +11,17 @@ use crate::domain::token::Token;
 use crate::proto::StreamNewArticlesResponse;
 use crate::store::FEED_CHANNEL;
 
+/// How long the LISTEN connection may take to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
 /// and broadcasts every newly stored article once.
 pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
-    // A pool of one, of its own: PgListener holds its connection for good and
-    // reconnects through this pool.
+    // A pool of its own for the LISTEN connection. Two connections, because
+    // a dropped PgListener hands its (possibly dead) connection back in a
+    // background task: the replacement must not wait for that.
     let listen_pool = PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(2)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(options);
     let mut position: Option<i64> = None;
@@ -40,13 +44,33 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
         };
         // Whatever was stored while we were not listening.
         catch_up(&feed, &mut position).await;
-        let mut safety_tick = tokio::time::interval(feed.settings.safety_poll);
+        let mut safety_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + feed.settings.safety_poll,
+            feed.settings.safety_poll,
+        );
+        safety_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = feed.shutdown.cancelled() => return,
-                _ = safety_tick.tick() => catch_up(&feed, &mut position).await,
+                _ = safety_tick.tick() => {
+                    catch_up(&feed, &mut position).await;
+                    // A connection to a host that vanished can stay silent
+                    // forever instead of failing: make sure it answers.
+                    if !answers(&mut listener).await {
+                        tracing::warn!("feed listener connection does not answer; reconnecting");
+                        break;
+                    }
+                }
                 notification = listener.try_recv() => match notification {
-                    Ok(Some(_)) => catch_up(&feed, &mut position).await,
+                    Ok(Some(notification)) => {
+                        // The payload is the newest position the notifying
+                        // transaction stored: a burst of notifications costs
+                        // one read, not one each.
+                        let hint = notification.payload().parse::<i64>().ok();
+                        if hint.is_none_or(|hint| position.is_none_or(|last| hint > last)) {
+                            catch_up(&feed, &mut position).await;
+                        }
+                    }
                     Ok(None) => {
                         tracing::warn!("feed listener lost its connection; reconnecting");
                         break;
@@ -63,8 +87,17 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
 
 async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
+    // On a lost connection return at once: we reconnect here, and catch up
+    // from the table once listening again.
+    listener.eager_reconnect(false);
     listener.listen(FEED_CHANNEL).await?;
     Ok(listener)
+}
+
+async fn answers(listener: &mut PgListener) -> bool {
+    // Notifications that arrive meanwhile are buffered for `try_recv`.
+    let ping = sqlx::query("SELECT 1").execute(&mut *listener);
+    matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)))
 }
 
 /// Broadcasts every article stored after `position`. The first successful
@@ -80,7 +113,19 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
     };
     let Some(mut last) = *position else {
         match feed.store.feed_head().await {
-            Ok(head) => *position = Some(head),
+            Ok(head) => {
+                *position = Some(head);
+                // A subscription opened before now read a head of its own,
+                // which may be older: articles stored in between would wait
+                // for the next article's gap check. The marker sends any
+                // such subscription to the database at once.
+                let _ = feed.sender.send(Arc::new(FeedItem {
+                    previous_position: head,
+                    position: head,
+                    tag_slugs: Vec::new(),
+                    message: None,
+                }));
+            }
             Err(error) => tracing::warn!(%error, "feed listener cannot read the feed head"),
         }
         return;
@@ -103,12 +148,12 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
                 previous_position: last,
                 position: article.feed_position,
                 tag_slugs: article.tags.iter().map(|tag| tag.slug.clone()).collect(),
-                message: StreamNewArticlesResponse {
+                message: Some(StreamNewArticlesResponse {
                     resume_token: tokens.seal(&Token::Resume {
                         feed_position: article.feed_position,
                     }),
                     article: Some(article_to_proto(&article)),
-                },
+                }),
             };
             last = item.position;
             // No receiver is fine: nobody is subscribed.

@@ -25,15 +25,22 @@ use crate::store::{Store, TokenKeys};
 pub use listener::run_listener;
 pub use subscription::Subscription;
 
-/// One newly stored article, as every subscription receives it.
+/// What the listener broadcasts: one newly stored article, as every
+/// subscription receives it, or a marker.
 #[derive(Debug)]
 pub struct FeedItem {
-    /// The feed position of the article broadcast just before this one.
+    /// The feed position the listener broadcast just before this item: a
+    /// subscription that has not reached it missed something and reads it
+    /// from the database.
     pub previous_position: i64,
     pub position: i64,
     pub tag_slugs: Vec<String>,
-    /// Built once (article and resume token) for all subscribers.
-    pub message: StreamNewArticlesResponse,
+    /// Built once (article and resume token) for all subscribers. `None`
+    /// marks the position from which the listener follows the feed (then
+    /// `previous_position == position`): a subscription that is behind it
+    /// catches up from the database, since no article item will cover the
+    /// range before it.
+    pub message: Option<StreamNewArticlesResponse>,
 }
 
 /// Tunables of the feed.

@@ -120,9 +120,10 @@ impl Subscription {
                                     continue 'outer; // a gap: fill it from the database
                                 }
                                 self.position = item.position;
+                                let Some(message) = &item.message else { continue };
                                 if wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug)) {
                                     heartbeat.reset();
-                                    yield Ok(item.message.clone());
+                                    yield Ok(message.clone());
                                 }
                             }
                             Err(RecvError::Lagged(_)) => continue 'outer,
