@@ -394,7 +394,9 @@ case $cmd in
         case $cmd in
             status)
                 echo "cluster: $PG_DIR ($running)"
-                [[ -n ${DATABASE_URL:-} ]] && echo "note: DATABASE_URL is set, so it is used instead"
+                if [[ -n ${DATABASE_URL:-} ]]; then
+                    echo "note: DATABASE_URL is set, so it is used instead"
+                fi
                 ;;
             stop | clean)
                 if [[ $running != stopped ]]; then
