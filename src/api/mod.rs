@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod convert;
+mod deadline;
 mod service;
 mod status;
 

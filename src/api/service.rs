@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::PublishAuth;
 use super::convert::{article_to_proto, draft_from_proto, tag_to_proto};
+use super::deadline;
 use crate::domain::article::{self, resolve_tag};
 use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
@@ -201,47 +202,58 @@ impl ArticleApi {
     }
 }
 
+/// Each call runs within its budget (`deadline`): the caller's deadline, or
+/// the contract's 5 s, less a margin for the answer to travel.
 #[tonic::async_trait]
 impl ArticleService for ArticleApi {
     async fn get_article(
         &self,
         request: Request<GetArticleRequest>,
     ) -> Result<Response<GetArticleResponse>, Status> {
-        Ok(Response::new(self.get_article(request.into_inner()).await?))
+        let budget = deadline::budget(request.metadata());
+        let response = deadline::within(budget, self.get_article(request.into_inner())).await?;
+        Ok(Response::new(response))
     }
 
     async fn list_articles_by_tag(
         &self,
         request: Request<ListArticlesByTagRequest>,
     ) -> Result<Response<ListArticlesByTagResponse>, Status> {
-        Ok(Response::new(
-            self.list_articles_by_tag(request.into_inner()).await?,
-        ))
+        let budget = deadline::budget(request.metadata());
+        let response =
+            deadline::within(budget, self.list_articles_by_tag(request.into_inner())).await?;
+        Ok(Response::new(response))
     }
 
     type StreamNewArticlesStream =
         Pin<Box<dyn Stream<Item = Result<StreamNewArticlesResponse, Status>> + Send>>;
 
+    /// The budget bounds setting the stream up, not the stream.
     async fn stream_new_articles(
         &self,
         request: Request<StreamNewArticlesRequest>,
     ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
-        Ok(Response::new(
-            self.stream_new_articles(request.into_inner()).await?,
-        ))
+        let budget = deadline::budget(request.metadata());
+        let stream =
+            deadline::within(budget, self.stream_new_articles(request.into_inner())).await?;
+        Ok(Response::new(stream))
     }
 
     async fn publish_article(
         &self,
         request: Request<PublishArticleRequest>,
     ) -> Result<Response<PublishArticleResponse>, Status> {
-        Ok(Response::new(self.publish_article(request).await?))
+        let budget = deadline::budget(request.metadata());
+        let response = deadline::within(budget, self.publish_article(request)).await?;
+        Ok(Response::new(response))
     }
 
     async fn list_tags(
         &self,
         request: Request<ListTagsRequest>,
     ) -> Result<Response<ListTagsResponse>, Status> {
-        Ok(Response::new(self.list_tags(request.into_inner()).await?))
+        let budget = deadline::budget(request.metadata());
+        let response = deadline::within(budget, self.list_tags(request.into_inner())).await?;
+        Ok(Response::new(response))
     }
 }
