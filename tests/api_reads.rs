@@ -881,3 +881,41 @@ async fn get_article_finds_what_list_articles_by_tag_lists() {
         .unwrap();
     assert_eq!(by_slug, stored);
 }
+
+/// A tag name of `n` characters of four UTF-8 bytes each (Deseret capital
+/// letters, which lowercase to other four-byte letters), starting with
+/// `first`.
+fn wide_tag(first: char, n: usize) -> String {
+    std::iter::once(first)
+        .chain(std::iter::repeat_n('\u{10400}', n - 1))
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_works_with_the_longest_tags() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let long_tags = [wide_tag('a', 200), wide_tag('b', 200), "x".repeat(200)];
+    for (i, tag) in long_tags.iter().enumerate() {
+        for j in 0..3 {
+            publish(
+                &mut client,
+                article_at(
+                    &format!("Long tag {i} {j}"),
+                    &[tag.as_str(), "Short"],
+                    &format!("2020-01-0{}T00:00:00Z", j + 1),
+                ),
+            )
+            .await;
+        }
+    }
+    for tag in &long_tags {
+        let (all, pages) = list_all_by_tag(&mut client, tag, 1).await;
+        assert_eq!(all.len(), 3, "tag of {} bytes", tag.len());
+        assert_eq!(pages, 3);
+        assert_eq!(ids(&all), newest_first(&all));
+    }
+    let tags = tag_counts(&list_all_tags(&mut client, 1).await);
+    assert_eq!(tags.len(), 4);
+    assert_eq!(tags.iter().map(|(_, _, count)| count).sum::<i64>(), 18);
+}
