@@ -1,0 +1,458 @@
+//! End to end: a database that cannot be reached (cut by a TCP proxy, so the
+//! PostgreSQL other tests share stays up), and health.
+
+mod common;
+use common::proxy::{DbProxy, target_of};
+use common::*;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use article_service::proto::article_service_client::ArticleServiceClient;
+use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest, StreamNewArticlesRequest};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// How long a call may take to fail while the database is away.
+const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(5);
+const NOT_SERVING_WITHIN: Duration = Duration::from_secs(15);
+const RECOVERED_WITHIN: Duration = Duration::from_secs(20);
+
+/// Runs `call`, expects UNAVAILABLE within 5 s (the contract's bound for a
+/// call without a deadline).
+async fn assert_unavailable<T: std::fmt::Debug>(
+    what: &str,
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) {
+    let started = Instant::now();
+    // A hang fails the test here rather than stalling it.
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 30 s"));
+    let elapsed = started.elapsed();
+    let status = result.expect_err(what);
+    assert_eq!(status.code(), Code::Unavailable, "{what}: {status:?}");
+    assert!(
+        elapsed < UNAVAILABLE_WITHIN,
+        "{what}: UNAVAILABLE after {elapsed:?}"
+    );
+}
+
+/// Polls health of "" and of the service until both are `expected`.
+async fn wait_for_health(server: &TestServer, expected: i32, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let overall = server.health_of("").await;
+        let service = server.health_of("newsroom.content.v1.ArticleService").await;
+        if overall == expected && service == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "health is {overall}/{service}, not {expected}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every unary RPC while the database is away, all at once (each waits for
+/// the pool's acquire timeout; together they take as long as one).
+async fn assert_every_call_unavailable(
+    client: &ArticleServiceClient<Channel>,
+    slug: &str,
+    id: &str,
+    page_token: Option<&str>,
+) {
+    let (mut by_id, mut by_slug, mut list, mut next, mut tags, mut publisher, mut stream) = (
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+    );
+    let next_page = async {
+        if let Some(page_token) = page_token {
+            assert_unavailable(
+                "ListArticlesByTag, next page",
+                next.list_articles_by_tag(ListArticlesByTagRequest {
+                    tag: "Outage".into(),
+                    page_size: 1,
+                    page_token: page_token.to_owned(),
+                }),
+            )
+            .await;
+        }
+    };
+    tokio::join!(
+        assert_unavailable("GetArticle by id", get_by_id(&mut by_id, id)),
+        assert_unavailable("GetArticle by slug", get_by_slug(&mut by_slug, slug)),
+        assert_unavailable(
+            "ListArticlesByTag",
+            list.list_articles_by_tag(ListArticlesByTagRequest {
+                tag: "Outage".into(),
+                ..ListArticlesByTagRequest::default()
+            }),
+        ),
+        next_page,
+        assert_unavailable("ListTags", tags.list_tags(ListTagsRequest::default())),
+        assert_unavailable(
+            "PublishArticle",
+            publisher.publish_article(authorized(article("During the outage", &["Outage"]))),
+        ),
+        assert_unavailable("StreamNewArticles", async {
+            stream
+                .stream_new_articles(StreamNewArticlesRequest::default())
+                .await
+                .map(|_| ())
+        }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_unavailable_and_the_service_recovers_by_itself() {
+    let database = fresh_database().await;
+    let proxy = DbProxy::start(target_of(&database)).await;
+    let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database))).await;
+    let mut client = server.client().await;
+    let before = publish(&mut client, article("Before the outage", &["Outage"]))
+        .await
+        .article
+        .unwrap();
+    publish(&mut client, article("Also before", &["Outage"])).await;
+    let page_token = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "Outage".into(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    assert!(!page_token.is_empty());
+    assert_eq!(server.health_of("").await, SERVING);
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    assert_every_call_unavailable(&client, &before.slug, &before.id, Some(&page_token)).await;
+    let remaining = NOT_SERVING_WITHIN.saturating_sub(cut_at.elapsed());
+    wait_for_health(&server, NOT_SERVING, remaining).await;
+
+    proxy.restore();
+    let restored_at = Instant::now();
+    wait_for_health(&server, SERVING, RECOVERED_WITHIN).await;
+    loop {
+        match get_by_id(&mut client, &before.id).await {
+            Ok(article) => {
+                assert_eq!(article, before);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(
+                    restored_at.elapsed() < RECOVERED_WITHIN,
+                    "GetArticle still fails {RECOVERED_WITHIN:?} after the database returned"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(restored_at.elapsed() < RECOVERED_WITHIN);
+    // Everything works again, on the same server process and channel.
+    let next = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "Outage".into(),
+            page_size: 1,
+            page_token,
+        })
+        .await
+        .expect("the page token issued before the outage")
+        .into_inner();
+    assert_eq!(ids(&next.articles), std::slice::from_ref(&before.id));
+    let after = publish(&mut client, article("After the outage", &["Outage"])).await;
+    assert!(after.created);
+    let (all, _) = list_all_by_tag(&mut client, "outage", 0).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        tag_counts(&list_all_tags(&mut client, 0).await),
+        [("outage".to_owned(), "Outage".to_owned(), 3)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_a_deadline_is_answered_unavailable_within_it() {
+    let database = fresh_database().await;
+    let proxy = DbProxy::start(target_of(&database)).await;
+    let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database))).await;
+    let mut client = server.client().await;
+    publish(&mut client, article("Deadline", &["Outage"])).await;
+    proxy.cut();
+    for deadline in [Duration::from_millis(1_500), Duration::from_secs(3)] {
+        let mut request = tonic::Request::new(ListTagsRequest::default());
+        request.set_timeout(deadline);
+        let started = Instant::now();
+        let status = tokio::time::timeout(Duration::from_secs(30), client.list_tags(request))
+            .await
+            .expect("an answer")
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(
+            status.code(),
+            Code::Unavailable,
+            "deadline {deadline:?}: {status:?} after {elapsed:?}"
+        );
+        assert!(elapsed < deadline, "deadline {deadline:?}: {elapsed:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_without_its_database_serves_once_it_appears() {
+    let database = fresh_database().await;
+    let output = run_cli(&database, &["import", SAMPLE]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let proxy = DbProxy::start(target_of(&database)).await;
+    proxy.cut();
+    let server = TestServer::start_unready(ServerOptions::new(&proxy.url_for(&database))).await;
+    let mut client = server.client().await;
+
+    assert_eq!(server.health_of("").await, NOT_SERVING);
+    assert_eq!(
+        server.health_of("newsroom.content.v1.ArticleService").await,
+        NOT_SERVING
+    );
+    let sample_id = uuid::Uuid::new_v4().to_string();
+    assert_every_call_unavailable(&client, SAMPLE_SLUG, &sample_id, None).await;
+    // Several health probes have failed by now: still not serving.
+    assert_eq!(server.health_of("").await, NOT_SERVING);
+    // Argument errors need no database.
+    let status = get_by_id(&mut client, "not-a-uuid").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    proxy.restore();
+    let restored_at = Instant::now();
+    wait_for_health(&server, SERVING, RECOVERED_WITHIN).await;
+    let sample = loop {
+        match get_by_slug(&mut client, SAMPLE_SLUG).await {
+            Ok(article) => break article,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(restored_at.elapsed() < RECOVERED_WITHIN);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(sample.byline, "7Dnews London");
+    assert_eq!(get_by_id(&mut client, &sample.id).await.unwrap(), sample);
+    // Tokens need the key from the database: paging works now.
+    publish(&mut client, article("Second", &["US & Canada"])).await;
+    let (all, pages) = list_all_by_tag(&mut client, "US & Canada", 1).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(pages, 2);
+    assert_eq!(all[1], sample);
+}
+
+#[tokio::test]
+async fn health_reports_serving_for_both_names_and_not_found_for_others() {
+    let server = TestServer::start().await;
+    assert_eq!(server.health_of("").await, SERVING);
+    assert_eq!(
+        server.health_of("newsroom.content.v1.ArticleService").await,
+        SERVING
+    );
+    let channel = Channel::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+/// A TCP proxy that can turn into a black hole: while frozen it accepts
+/// connections but never answers, and stops forwarding on open ones (a
+/// network partition rather than a refused connection). On thaw the stuck
+/// connections are dropped and new ones are forwarded again.
+struct BlackHoleProxy {
+    addr: std::net::SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHoleProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mut state = watch.clone();
+                tokio::spawn(async move {
+                    if *state.borrow() {
+                        // Hold the connection, silent, until the thaw.
+                        let _ = state.wait_for(|frozen| !*frozen).await;
+                        drop(client);
+                        return;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut client_read, &mut server_write) => return,
+                        _ = tokio::io::copy(&mut server_read, &mut client_write) => return,
+                        _ = state.wait_for(|frozen| *frozen) => {}
+                    }
+                    // Frozen: keep every socket open and silent until the thaw.
+                    let _ = state.wait_for(|frozen| !*frozen).await;
+                    drop((client_read, client_write, server_read, server_write));
+                });
+            }
+        });
+        Self {
+            addr,
+            frozen,
+            _task: task,
+        }
+    }
+
+    fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
+
+    fn url_for(&self, url: &str) -> String {
+        let mut url = url::Url::parse(url).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
+    let database = fresh_database().await;
+    let proxy = BlackHoleProxy::start(target_of(&database)).await;
+    let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database))).await;
+    let mut client = server.client().await;
+    let before = publish(&mut client, article("Before the partition", &["Outage"]))
+        .await
+        .article
+        .unwrap();
+    publish(&mut client, article("Also before", &["Outage"])).await;
+    let page_token = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "Outage".into(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+
+    proxy.freeze();
+    let frozen_at = Instant::now();
+    assert_every_call_unavailable(&client, &before.slug, &before.id, Some(&page_token)).await;
+    let remaining = NOT_SERVING_WITHIN.saturating_sub(frozen_at.elapsed());
+    wait_for_health(&server, NOT_SERVING, remaining).await;
+
+    proxy.thaw();
+    let thawed_at = Instant::now();
+    wait_for_health(&server, SERVING, RECOVERED_WITHIN).await;
+    loop {
+        match get_by_id(&mut client, &before.id).await {
+            Ok(article) => {
+                assert_eq!(article, before);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(thawed_at.elapsed() < RECOVERED_WITHIN);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(
+        publish(&mut client, article("After the partition", &["Outage"]))
+            .await
+            .created
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_a_deadline_is_answered_within_it_when_the_database_stops_answering() {
+    let database = fresh_database().await;
+    let proxy = BlackHoleProxy::start(target_of(&database)).await;
+    let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database))).await;
+    let mut client = server.client().await;
+    publish(&mut client, article("Deadline", &["Outage"])).await;
+    proxy.freeze();
+    for deadline in [Duration::from_millis(1_500), Duration::from_secs(2)] {
+        let mut request = tonic::Request::new(ListTagsRequest::default());
+        request.set_timeout(deadline);
+        let started = Instant::now();
+        let status = tokio::time::timeout(Duration::from_secs(30), client.list_tags(request))
+            .await
+            .expect("an answer")
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(
+            status.code(),
+            Code::Unavailable,
+            "deadline {deadline:?}: {status:?} after {elapsed:?}"
+        );
+        assert!(elapsed < deadline, "deadline {deadline:?}: {elapsed:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_the_database_does_not_answer_serves_once_it_does() {
+    let database = fresh_database().await;
+    let output = run_cli(&database, &["import", SAMPLE]);
+    assert!(output.status.success());
+    let proxy = BlackHoleProxy::start(target_of(&database)).await;
+    proxy.freeze();
+    let server = TestServer::start_unready(ServerOptions::new(&proxy.url_for(&database))).await;
+    let client = server.client().await;
+    assert_eq!(server.health_of("").await, NOT_SERVING);
+    let id = uuid::Uuid::new_v4().to_string();
+    assert_every_call_unavailable(&client, SAMPLE_SLUG, &id, None).await;
+    assert_eq!(server.health_of("").await, NOT_SERVING);
+
+    proxy.thaw();
+    let thawed_at = Instant::now();
+    wait_for_health(&server, SERVING, RECOVERED_WITHIN).await;
+    let mut client = client;
+    loop {
+        match get_by_slug(&mut client, SAMPLE_SLUG).await {
+            Ok(article) => {
+                assert_eq!(article.byline, "7Dnews London");
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(thawed_at.elapsed() < RECOVERED_WITHIN);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
