@@ -86,8 +86,13 @@ fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
              (like \"2019-12-31T10:30:00Z\"): {error}"
         )
     })?;
+    // PublishArticle's range: the years 1 to 9999 in UTC, which RFC 3339
+    // and PostgreSQL both represent.
+    let out_of_range =
+        || format!("published_at {value:?} is out of range (years 1 to 9999 in UTC)");
     at.checked_to_offset(time::UtcOffset::UTC)
-        .ok_or_else(|| format!("published_at {value:?} is out of range"))
+        .filter(|utc| utc.year() >= 1)
+        .ok_or_else(out_of_range)
 }
 
 /// Reads an NDJSON file line by line (see [`NdjsonRecords`]).
@@ -223,8 +228,18 @@ mod tests {
                 "{bad}: {reason}"
             );
         }
-        let reason = error(r#"{"published_at": "9999-12-31T23:59:59-01:00"}"#);
-        assert!(reason.contains("out of range"), "{reason}");
+        for bad in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-06-01T00:00:00Z",
+            "0001-01-01T00:30:00+01:00",
+        ] {
+            let reason = error(&format!(r#"{{"published_at": "{bad}"}}"#));
+            assert!(reason.contains("out of range"), "{bad}: {reason}");
+        }
+        assert_eq!(
+            at("0001-01-01T00:30:00+00:30"),
+            Some(datetime!(0001-01-01 00:00 UTC))
+        );
     }
 
     #[test]

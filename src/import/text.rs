@@ -535,6 +535,13 @@ impl DateLine {
                 self.day, self.month, self.year
             )
         })?;
+        // PublishArticle's range (years 1 to 9999); a date line has 4 digits.
+        if self.year < 1 {
+            return Err(format!(
+                "the publication date {} {} {:04} is out of range (years 1 to 9999)",
+                self.day, self.month, self.year
+            ));
+        }
         if date.weekday() != self.weekday {
             return Err(format!(
                 "the publication date line says {} but {} {} {:04} is a {}",
@@ -788,6 +795,11 @@ mod tests {
                 "Title\nByline\nTue, 31 Dec 2019 24:00 GMT\nBody\nRussia",
                 3,
                 "time 24:00 does not exist",
+            ),
+            (
+                "Title\nByline\nSat, 1 Jan 0000 10:30 GMT\nBody\nRussia",
+                3,
+                "out of range (years 1 to 9999)",
             ),
             (
                 "Title\nByline\nTue, 31 Dec 2019 10:30 GMT\nBody\nNo tags here",
