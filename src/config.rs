@@ -109,7 +109,8 @@ pub struct ServeConfig {
     pub feed_buffer: u64,
 
     /// Articles per database read when a stream catches up (after a resume
-    /// token, a lag or a gap).
+    /// token, a lag or a gap); one read scans at most 100 times as many
+    /// feed positions.
     #[arg(long, env = "FEED_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub feed_batch_size: u32,
 

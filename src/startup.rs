@@ -63,6 +63,7 @@ impl Application {
                 // At most 1,000,000, as the flag's parser enforces.
                 buffer: usize::try_from(config.feed_buffer).unwrap_or(usize::MAX),
                 batch_size: config.feed_batch_size,
+                scan_window: i64::from(config.feed_batch_size) * 100,
                 ..FeedSettings::default()
             },
             stopping.clone(),

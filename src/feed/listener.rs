@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
-use super::{Feed, FeedItem};
+use super::{Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::Token;
 use crate::proto::StreamNewArticlesResponse;
@@ -42,7 +42,9 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                 continue;
             }
         };
-        // Whatever was stored while we were not listening.
+        // Whatever was stored while we were not listening (and a database
+        // restored meanwhile).
+        check_head(&feed, &mut position).await;
         catch_up(&feed, &mut position).await;
         let mut safety_tick = tokio::time::interval_at(
             tokio::time::Instant::now() + feed.settings.safety_poll,
@@ -53,6 +55,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
             tokio::select! {
                 _ = feed.shutdown.cancelled() => return,
                 _ = safety_tick.tick() => {
+                    check_head(&feed, &mut position).await;
                     catch_up(&feed, &mut position).await;
                     // A connection to a host that vanished can stay silent
                     // forever instead of failing: make sure it answers.
@@ -100,6 +103,37 @@ async fn answers(listener: &mut PgListener) -> bool {
     matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)))
 }
 
+/// Positions never go back, so a head below what we broadcast means the
+/// database lost articles (a restore from a backup). New articles will take
+/// those positions again: follow the feed from the head, and tell every
+/// subscription to do the same. Checked after every reconnect (a restore
+/// restarts the database) and on the safety tick; articles stored after a
+/// restore but before the check are taken as seen.
+async fn check_head(feed: &Feed, position: &mut Option<i64>) {
+    let Some(last) = *position else { return };
+    let head = match feed.store.feed_head().await {
+        Ok(head) => head,
+        Err(error) => {
+            tracing::warn!(%error, "feed listener cannot read the feed head");
+            return;
+        }
+    };
+    if head < last {
+        tracing::warn!(
+            head,
+            broadcast_up_to = last,
+            "the feed head went back (database restored?); following it from the head"
+        );
+        *position = Some(head);
+        let _ = feed.sender.send(Arc::new(FeedItem {
+            previous_position: head,
+            position: head,
+            tag_slugs: Vec::new(),
+            event: FeedEvent::Rewound,
+        }));
+    }
+}
+
 /// Broadcasts every article stored after `position`. The first successful
 /// call only learns the current head: articles stored before the process
 /// started are not new to anyone subscribed to it.
@@ -123,7 +157,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
                     previous_position: head,
                     position: head,
                     tag_slugs: Vec::new(),
-                    message: None,
+                    event: FeedEvent::Following,
                 }));
             }
             Err(error) => tracing::warn!(%error, "feed listener cannot read the feed head"),
@@ -148,7 +182,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
                 previous_position: last,
                 position: article.feed_position,
                 tag_slugs: article.tags.iter().map(|tag| tag.slug.clone()).collect(),
-                message: Some(StreamNewArticlesResponse {
+                event: FeedEvent::Article(StreamNewArticlesResponse {
                     resume_token: tokens.seal(&Token::Resume {
                         feed_position: article.feed_position,
                     }),

@@ -25,8 +25,7 @@ use crate::store::{Store, TokenKeys};
 pub use listener::run_listener;
 pub use subscription::Subscription;
 
-/// What the listener broadcasts: one newly stored article, as every
-/// subscription receives it, or a marker.
+/// What the listener broadcasts to every subscription.
 #[derive(Debug)]
 pub struct FeedItem {
     /// The feed position the listener broadcast just before this item: a
@@ -35,12 +34,26 @@ pub struct FeedItem {
     pub previous_position: i64,
     pub position: i64,
     pub tag_slugs: Vec<String>,
-    /// Built once (article and resume token) for all subscribers. `None`
-    /// marks the position from which the listener follows the feed (then
-    /// `previous_position == position`): a subscription that is behind it
+    pub event: FeedEvent,
+}
+
+// Items live in an `Arc`, built once per article: boxing the article would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum FeedEvent {
+    /// The article newly stored at `position`, its message (article and
+    /// resume token) built once for all subscribers.
+    Article(StreamNewArticlesResponse),
+    /// The listener follows the feed from `position` on (it has just learned
+    /// the head; `previous_position == position`). A subscription behind it
     /// catches up from the database, since no article item will cover the
     /// range before it.
-    pub message: Option<StreamNewArticlesResponse>,
+    Following,
+    /// The feed head went back to `position`: the database lost articles (a
+    /// restore from a backup). Subscriptions past it move back to it, since
+    /// whatever is stored above it from now on is new.
+    Rewound,
 }
 
 /// Tunables of the feed.
@@ -53,6 +66,14 @@ pub struct FeedSettings {
     pub buffer: usize,
     /// Articles per catch-up query.
     pub batch_size: u32,
+    /// Feed positions one catch-up query scans at most, so that a stream
+    /// filtering on a rare tag never asks for a scan of the whole table
+    /// (which could outlast the operation timeout).
+    pub scan_window: i64,
+    /// Streams that read from the database at once; the others wait their
+    /// turn instead of all failing on the pool's acquire timeout when many
+    /// fall behind together (a large import).
+    pub max_catch_ups: usize,
     /// How often the listener re-reads the table even without a
     /// notification (a safety net; NOTIFY normally wakes it at once).
     pub safety_poll: Duration,
@@ -65,6 +86,8 @@ impl Default for FeedSettings {
             max_streams: 10_000,
             buffer: 4096,
             batch_size: 500,
+            scan_window: 50_000,
+            max_catch_ups: 8,
             safety_poll: Duration::from_secs(5),
         }
     }
@@ -78,6 +101,7 @@ pub struct Feed {
     settings: FeedSettings,
     sender: broadcast::Sender<Arc<FeedItem>>,
     streams: Arc<Semaphore>,
+    catch_ups: Arc<Semaphore>,
     shutdown: CancellationToken,
 }
 
@@ -93,6 +117,7 @@ impl Feed {
             store,
             tokens,
             streams: Arc::new(Semaphore::new(settings.max_streams)),
+            catch_ups: Arc::new(Semaphore::new(settings.max_catch_ups.max(1))),
             settings,
             sender,
             shutdown,

@@ -5,12 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tonic::Status;
 
-use super::{Feed, FeedItem};
+use super::{Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};
@@ -81,26 +81,39 @@ impl Subscription {
             'outer: loop {
                 // Catch up from the database, up to its head.
                 loop {
-                    if feed.shutdown.is_cancelled() {
-                        yield Err(shutting_down());
-                        return;
-                    }
-                    match self.catch_up_batch().await {
-                        Ok((messages, done)) => {
-                            if !messages.is_empty() {
-                                heartbeat.reset();
-                            }
-                            for message in messages {
-                                yield Ok(message);
-                            }
-                            if done {
-                                break;
-                            }
+                    let batch = tokio::select! {
+                        biased;
+                        _ = feed.shutdown.cancelled() => {
+                            yield Err(shutting_down());
+                            return;
                         }
+                        batch = self.catch_up_batch() => batch,
+                    };
+                    let (messages, done) = match batch {
+                        Ok(batch) => batch,
                         Err(error) => {
+                            tracing::debug!(%error, position = self.position, "stream cannot catch up; ending it");
                             yield Err(Status::from(error));
                             return;
                         }
+                    };
+                    if !messages.is_empty() {
+                        heartbeat.reset();
+                    }
+                    for message in messages {
+                        if feed.shutdown.is_cancelled() {
+                            yield Err(shutting_down());
+                            return;
+                        }
+                        yield Ok(message);
+                    }
+                    if done {
+                        break;
+                    }
+                    // A long catch-up of a rare tag still tells the consumer
+                    // how far it got.
+                    if heartbeat.tick().now_or_never().is_some() {
+                        yield Ok(self.heartbeat());
                     }
                 }
                 // Live: follow the broadcast while it proves there is no gap.
@@ -111,36 +124,67 @@ impl Subscription {
                             yield Err(shutting_down());
                             return;
                         }
+                        // Before the broadcast, so that a busy stream of
+                        // articles the filter skips cannot starve it.
+                        _ = heartbeat.tick() => yield Ok(self.heartbeat()),
                         received = self.receiver.recv() => match received {
                             Ok(item) => {
+                                if let FeedEvent::Rewound = item.event {
+                                    if item.position < self.position {
+                                        tracing::debug!(
+                                            position = self.position,
+                                            head = item.position,
+                                            "the feed went back; the stream moves back with it"
+                                        );
+                                        self.position = item.position;
+                                    }
+                                    continue 'outer;
+                                }
                                 if item.position <= self.position {
                                     continue; // already delivered by the catch-up
                                 }
                                 if item.previous_position > self.position {
-                                    continue 'outer; // a gap: fill it from the database
+                                    tracing::debug!(
+                                        position = self.position,
+                                        broadcast_from = item.previous_position,
+                                        "stream is behind the broadcast; catching up from the database"
+                                    );
+                                    continue 'outer;
                                 }
                                 self.position = item.position;
-                                let Some(message) = &item.message else { continue };
+                                let FeedEvent::Article(message) = &item.event else { continue };
                                 if wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug)) {
                                     heartbeat.reset();
                                     yield Ok(message.clone());
                                 }
                             }
-                            Err(RecvError::Lagged(_)) => continue 'outer,
+                            Err(RecvError::Lagged(skipped)) => {
+                                tracing::debug!(
+                                    skipped,
+                                    position = self.position,
+                                    "stream fell behind the broadcast; catching up from the database"
+                                );
+                                continue 'outer;
+                            }
                             Err(RecvError::Closed) => {
                                 yield Err(shutting_down());
                                 return;
                             }
                         },
-                        _ = heartbeat.tick() => {
-                            yield Ok(StreamNewArticlesResponse {
-                                article: None,
-                                resume_token: self.tokens.seal(&Token::Resume { feed_position: self.position }),
-                            });
-                        }
                     }
                 }
             }
+        }
+    }
+
+    /// A message without an article: everything up to our position has been
+    /// delivered or filtered out.
+    fn heartbeat(&self) -> StreamNewArticlesResponse {
+        StreamNewArticlesResponse {
+            article: None,
+            resume_token: self.tokens.seal(&Token::Resume {
+                feed_position: self.position,
+            }),
         }
     }
 
@@ -148,15 +192,38 @@ impl Subscription {
     /// database's head; `true` once the head is reached.
     async fn catch_up_batch(&mut self) -> Result<(Vec<StreamNewArticlesResponse>, bool)> {
         let feed = &self.feed;
+        // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
+        // is never closed.
+        let _turn = feed
+            .catch_ups
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
         let head = feed.store.feed_head().await?;
-        if head <= self.position {
+        if head < self.position {
+            // Positions never go back, and every token names a position
+            // that was stored; so the database lost articles (a restore
+            // from a backup). Whatever is stored above the head now is new
+            // to this consumer.
+            tracing::info!(
+                position = self.position,
+                head,
+                "resume position is past the feed head; starting at the head"
+            );
+            self.position = head;
+        }
+        if head == self.position {
             return Ok((Vec::new(), true));
         }
+        let up_to = head.min(
+            self.position
+                .saturating_add(feed.settings.scan_window.max(1)),
+        );
         let articles = feed
             .store
             .feed_after(
                 self.position,
-                head,
+                up_to,
                 &self.tag_slugs,
                 feed.settings.batch_size,
             )
@@ -173,10 +240,10 @@ impl Subscription {
             .collect();
         self.position = match (full_batch, articles.last()) {
             (true, Some(last)) => last.feed_position,
-            // Every matching article up to the head is in this batch.
-            _ => head,
+            // Every matching article up to `up_to` is in this batch.
+            _ => up_to,
         };
-        Ok((messages, !full_batch))
+        Ok((messages, self.position == head))
     }
 }
 
