@@ -129,7 +129,7 @@ async fn an_empty_resume_token_starts_at_the_call() {
     let after = publish_new(&mut client, "After", &["World"]).await;
     reader.read_articles(1, WAIT).await.unwrap();
     filtered.read_articles(1, WAIT).await.unwrap();
-    assert_eq!(reader.ids(), [after.id.clone()]);
+    assert_eq!(reader.ids(), std::slice::from_ref(&after.id));
     assert_eq!(filtered.ids(), [after.id]);
 }
 
@@ -178,7 +178,7 @@ async fn a_resume_token_replays_exactly_what_came_after_it_then_goes_live() {
     let mut at_head = FeedReader::open(&mut client, &[], &replay_all.token).await;
     let newest = publish_new(&mut client, "Newest", &[]).await;
     at_head.read_articles(1, WAIT).await.unwrap();
-    assert_eq!(at_head.ids(), [newest.id.clone()]);
+    assert_eq!(at_head.ids(), std::slice::from_ref(&newest.id));
     // And the filtered stream skipped the even one without a duplicate.
     let newest_odd = publish_new(&mut client, "Newest odd", &["odd"]).await;
     odd.read_articles(4, WAIT).await.unwrap();
@@ -286,7 +286,7 @@ async fn idle_filtered_streams_get_heartbeats_that_move_past_skipped_articles() 
         match read_one(&mut rare.stream, Duration::from_secs(5)).await {
             Read::Message(message) => {
                 assert!(message.article.is_none(), "a heartbeat has no article");
-                rare.record(message);
+                rare.record(*message);
             }
             other => panic!("expected a heartbeat, got {other:?}"),
         }
@@ -317,7 +317,7 @@ async fn idle_filtered_streams_get_heartbeats_that_move_past_skipped_articles() 
         };
         assert!(message.article.is_none(), "nothing matches the filter");
         let token = message.resume_token.clone();
-        rare.record(message);
+        rare.record(*message);
 
         attempt += 1;
         let mut resumed = FeedReader::open(&mut client, &[], &token).await;
@@ -354,15 +354,13 @@ async fn streams_past_the_limit_are_refused_until_one_closes() {
 
     let status = open_stream(&mut client, &[], "")
         .await
-        .err()
-        .expect("a third stream is refused");
+        .expect_err("a third stream is refused");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // Also on another connection.
     let mut other_client = server.client().await;
     let status = open_stream(&mut other_client, &[], "")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(status.code(), Code::ResourceExhausted);
     // Unary calls are not affected.
     publish_new(&mut other_client, "Still publishing", &["World"]).await;
@@ -387,12 +385,11 @@ async fn streams_past_the_limit_are_refused_until_one_closes() {
     };
     let status = open_stream(&mut client, &[], "")
         .await
-        .err()
-        .expect("full again");
+        .expect_err("full again");
     assert_eq!(status.code(), Code::ResourceExhausted);
     let next = publish_new(&mut client, "After the limit", &["World"]).await;
     third.read_articles(1, WAIT).await.unwrap();
     second.read_articles(2, WAIT).await.unwrap();
-    assert_eq!(third.ids(), [next.id.clone()]);
+    assert_eq!(third.ids(), std::slice::from_ref(&next.id));
     assert_eq!(second.articles[1].id, next.id);
 }

@@ -583,7 +583,7 @@ mod feed_helpers {
     /// How one read from a stream turned out.
     #[derive(Debug)]
     pub enum Read {
-        Message(StreamNewArticlesResponse),
+        Message(Box<StreamNewArticlesResponse>),
         /// The stream ended with an error status.
         Ended(tonic::Status),
         /// Nothing arrived in time.
@@ -598,7 +598,7 @@ mod feed_helpers {
     ) -> Read {
         match tokio::time::timeout(timeout, stream.message()).await {
             Err(_) => Read::TimedOut,
-            Ok(Ok(Some(message))) => Read::Message(message),
+            Ok(Ok(Some(message))) => Read::Message(Box::new(message)),
             Ok(Ok(None)) => panic!("StreamNewArticles ended with OK"),
             Ok(Err(status)) => Read::Ended(status),
         }
@@ -667,7 +667,7 @@ mod feed_helpers {
             while self.articles.len() < count {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match read_one(&mut self.stream, left).await {
-                    Read::Message(message) => self.record(message),
+                    Read::Message(message) => self.record(*message),
                     Read::Ended(status) => return Err(status),
                     Read::TimedOut => panic!(
                         "received {} of {count} articles within {timeout:?}",
