@@ -1269,3 +1269,116 @@ async fn a_tag_name_has_at_most_200_characters() {
     assert!(page.articles.is_empty());
     assert!(page.next_page_token.is_empty());
 }
+
+#[tokio::test]
+async fn published_at_is_kept_to_the_microsecond() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let request = article_at("Precise", &["Time"], "2019-12-31T10:30:00.123456789Z");
+    let first = publish(&mut client, request.clone()).await;
+    assert!(first.created);
+    let first = stored(first);
+    assert_eq!(
+        first.published_at,
+        Some(prost_types::Timestamp {
+            seconds: 1_577_788_200,
+            nanos: 123_456_000
+        })
+    );
+    // The finer part does not make a re-publish a change.
+    let again = publish(&mut client, request).await;
+    assert!(!again.created);
+    assert_eq!(stored(again), first);
+    let truncated = publish(
+        &mut client,
+        article_at("Precise", &["Time"], "2019-12-31T10:30:00.123456Z"),
+    )
+    .await;
+    assert_eq!(stored(truncated), first);
+    // Timestamps far from now, before 1970 included, come back as sent.
+    for at in [
+        "0001-01-01T00:00:00Z",
+        "1969-12-31T23:59:59.5Z",
+        "9999-12-31T23:59:59.999999Z",
+    ] {
+        let article = stored(publish(&mut client, article_at(&format!("At {at}"), &[], at)).await);
+        assert_eq!(article.published_at, Some(timestamp(at)), "{at}");
+        assert_eq!(article.slug[..10], at[..10]);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_published_at_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for (seconds, nanos) in [
+        (0, -1),
+        (0, 1_000_000_000),
+        (i64::MAX, 0),
+        (i64::MIN, 0),
+        // One second before 0001-01-01T00:00:00Z.
+        (-62_135_596_801, 0),
+        // 10000-01-01T00:00:00Z.
+        (253_402_300_800, 0),
+    ] {
+        assert_refused(
+            &mut client,
+            &format!("published_at {seconds}.{nanos}"),
+            PublishArticleRequest {
+                published_at: Some(prost_types::Timestamp { seconds, nanos }),
+                ..base()
+            },
+            &["published_at"],
+        )
+        .await;
+    }
+    assert_nothing_stored(&server, &mut client, "2019-12-31-refused").await;
+}
+
+#[tokio::test]
+async fn concurrent_first_uses_of_a_tag_agree_on_one_display_name() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let spellings = [
+        "Breaking News",
+        "breaking news",
+        "BREAKING NEWS",
+        "Breaking-News",
+        " breaking   NEWS ",
+        "bReAkInG nEwS",
+        "Breaking/News",
+        "breaking_news",
+    ];
+    let mut calls = Vec::new();
+    for (i, spelling) in spellings.iter().enumerate() {
+        let mut client = client.clone();
+        let request = article(&format!("Concurrent {i}"), &[spelling, "Common"]);
+        calls.push(tokio::spawn(async move {
+            try_publish(&mut client, request).await
+        }));
+    }
+    let mut names = Vec::new();
+    for call in calls {
+        let response = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("publish within 10 s")
+            .unwrap()
+            .expect("publish");
+        assert!(response.created);
+        let article = stored(response);
+        assert_eq!(article.tags[0].slug, "breaking-news");
+        names.push(article.tags[0].name.clone());
+    }
+    let first = names[0].clone();
+    assert!(names.iter().all(|name| *name == first), "{names:?}");
+    let trimmed: Vec<&str> = spellings.iter().map(|s| s.trim()).collect();
+    assert!(trimmed.contains(&first.as_str()), "{first:?}");
+    let mut client = client;
+    assert_eq!(
+        tag_counts(&list_all_tags(&mut client, 0).await),
+        [
+            ("breaking-news".to_owned(), first, 8),
+            ("common".to_owned(), "Common".to_owned(), 8)
+        ]
+    );
+}
