@@ -26,6 +26,9 @@ use tonic::transport::{Channel, Endpoint};
 
 #[derive(Parser)]
 struct Cli {
+    /// `cargo bench` passes --bench to every bench program; ignored.
+    #[arg(long, hide = true, global = true)]
+    bench: bool,
     #[command(subcommand)]
     command: Command,
 }
