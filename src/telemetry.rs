@@ -1,5 +1,7 @@
 //! Logging, set up once per process. Logs go to standard output.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -18,6 +20,7 @@ pub fn init(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Colours only for a terminal, never into files or log collectors.
+        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).try_init(),
     };
 }
