@@ -21,6 +21,8 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .try_init(),
         // Colours only for a terminal, never into files or log collectors.
-        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
     };
 }
