@@ -70,6 +70,25 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         page: usize,
     },
+    /// Stream fan-out: N subscribers over M connections, P publishes a
+    /// second; publish-to-delivery latency across all subscribers.
+    Fanout {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 20)]
+        connections: usize,
+        #[arg(long, default_value_t = 2.0)]
+        publishes_per_second: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The server's PID, to read its peak RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
+        token: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
@@ -109,6 +128,26 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(warmup_seconds),
                 keys,
                 page,
+            )
+            .await
+        }
+        Command::Fanout {
+            addr,
+            subscribers,
+            connections,
+            publishes_per_second,
+            seconds,
+            server_pid,
+            token,
+        } => {
+            fanout(
+                &addr,
+                subscribers,
+                connections,
+                publishes_per_second,
+                Duration::from_secs(seconds),
+                server_pid,
+                &token,
             )
             .await
         }
@@ -408,4 +447,139 @@ async fn page_token(addr: &str, tag: &str, page: usize) -> anyhow::Result<String
         anyhow::ensure!(!token.is_empty(), "tag {tag} has fewer than {page} pages");
     }
     Ok(token)
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+/// Peak and current resident set size of a process, in MiB.
+fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+async fn fanout(
+    addr: &str,
+    subscribers: usize,
+    connections: usize,
+    publishes_per_second: f64,
+    duration: Duration,
+    server_pid: Option<u32>,
+    token: &str,
+) -> anyhow::Result<()> {
+    use article_service::proto::{PublishArticleRequest, StreamNewArticlesRequest};
+    use std::sync::Mutex;
+
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(
+            Endpoint::from_shared(format!("http://{addr}"))?
+                .http2_adaptive_window(true)
+                .connect()
+                .await?,
+        );
+    }
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let opened = Instant::now();
+    let mut readers = Vec::with_capacity(subscribers);
+    for n in 0..subscribers {
+        let mut client = ArticleServiceClient::new(channels[n % connections].clone())
+            .max_decoding_message_size(8 << 20);
+        let mut stream = client
+            .stream_new_articles(StreamNewArticlesRequest::default())
+            .await?
+            .into_inner();
+        let histogram = histogram.clone();
+        let stop = stop.clone();
+        let errors = errors.clone();
+        readers.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!());
+            let mut received = 0u64;
+            loop {
+                let message = tokio::select! {
+                    message = stream.message() => message,
+                    _ = async { while !stop.load(Ordering::Relaxed) { tokio::time::sleep(Duration::from_millis(100)).await } } => break,
+                };
+                match message {
+                    Ok(Some(message)) => {
+                        if let Some(article) = message.article {
+                            let sent: u64 = article.summary.parse().unwrap_or(0);
+                            let _ = local.record(unix_micros().saturating_sub(sent));
+                            received += 1;
+                        }
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+            if let Ok(mut histogram) = histogram.lock() {
+                let _ = histogram.add(&local);
+            }
+            received
+        }));
+    }
+    println!("{subscribers} streams open in {:.1} s", opened.elapsed().as_secs_f64());
+
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let mut publisher = ArticleServiceClient::new(channel);
+    let interval = Duration::from_secs_f64(1.0 / publishes_per_second);
+    let started = Instant::now();
+    let run = unix_micros();
+    let mut published = 0u64;
+    let mut ticker = tokio::time::interval(interval);
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        let mut request = tonic::Request::new(PublishArticleRequest {
+            slug: format!("fanout-{run}-{published}"),
+            title: format!("Fan-out article {published}"),
+            summary: unix_micros().to_string(),
+            body: "x".repeat(4_000),
+            byline: "loadgen".into(),
+            tags: vec!["Loadgen".into()],
+            published_at: None,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        publisher.publish_article(request).await?;
+        published += 1;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut delivered = 0u64;
+    for reader in readers {
+        delivered += reader.await?;
+    }
+    let expected = published * subscribers as u64;
+    let histogram = histogram.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    println!(
+        "fan-out: {subscribers} subscribers over {connections} connections, {published} publishes in {:.0} s: \
+         {delivered}/{expected} deliveries ({} missing, {} stream errors); latency ms p50 {:.1} p99 {:.1} max {:.1}",
+        started.elapsed().as_secs_f64(),
+        expected.saturating_sub(delivered),
+        errors.load(Ordering::Relaxed),
+        ms(histogram.value_at_quantile(0.5)),
+        ms(histogram.value_at_quantile(0.99)),
+        ms(histogram.max()),
+    );
+    if let Some((peak, now)) = server_pid.and_then(rss_mib) {
+        println!("server RSS: peak {peak:.0} MiB, now {now:.0} MiB");
+    }
+    Ok(())
 }
