@@ -539,9 +539,14 @@ async fn fanout(
             received
         }));
     }
-    println!("{subscribers} streams open in {:.1} s", opened.elapsed().as_secs_f64());
+    println!(
+        "{subscribers} streams open in {:.1} s",
+        opened.elapsed().as_secs_f64()
+    );
 
-    let channel = Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
     let mut publisher = ArticleServiceClient::new(channel);
     let interval = Duration::from_secs_f64(1.0 / publishes_per_second);
     let started = Instant::now();
