@@ -29,8 +29,9 @@ struct Cli {
     /// `cargo bench` passes --bench to every bench program; ignored.
     #[arg(long, hide = true, global = true)]
     bench: bool,
+    /// None when `cargo test --all-targets` runs this program: nothing to do.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -102,7 +103,11 @@ enum Scenario {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let Some(command) = Cli::parse().command else {
+        println!("loadgen: no command given, nothing to do (see BENCHMARKS.md)");
+        return Ok(());
+    };
+    match command {
         Command::Corpus {
             articles,
             tags,
