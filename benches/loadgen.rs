@@ -500,7 +500,7 @@ async fn fanout(
         );
     }
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let opened = Instant::now();
     let mut readers = Vec::with_capacity(subscribers);
@@ -520,7 +520,7 @@ async fn fanout(
             loop {
                 let message = tokio::select! {
                     message = stream.message() => message,
-                    _ = async { while !stop.load(Ordering::Relaxed) { tokio::time::sleep(Duration::from_millis(100)).await } } => break,
+                    () = stop.cancelled() => break,
                 };
                 match message {
                     Ok(Some(message)) => {
@@ -577,7 +577,7 @@ async fn fanout(
     }
     let publishing = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
+    stop.cancel();
     let mut delivered = 0u64;
     for reader in readers {
         delivered += reader.await?;
