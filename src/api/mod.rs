@@ -2,10 +2,12 @@
 //! SQL in `store`, the live feed in `feed`.
 
 mod auth;
+mod call_log;
 pub mod convert;
 mod deadline;
 mod service;
 mod status;
 
 pub use auth::PublishAuth;
+pub use call_log::CallLogLayer;
 pub use service::ArticleApi;
