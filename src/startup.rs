@@ -70,6 +70,12 @@ impl Application {
         );
         let listener_task = tokio::spawn(run_listener(feed.clone(), options));
 
+        let metrics = crate::metrics::install()?;
+        let metrics_addr =
+            crate::metrics::serve(config.metrics_addr, metrics, stopping.clone()).await?;
+        tracing::info!(%metrics_addr, "metrics listening");
+        tokio::spawn(sample_gauges(store.clone(), feed.clone(), stopping.clone()));
+
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
         let health_task = tokio::spawn(report_health(
@@ -220,6 +226,25 @@ async fn report_health(store: Store, health: HealthReporter, stopping: Cancellat
             set_health(&health, status).await;
             serving = Some(healthy);
         }
+    }
+}
+
+/// Samples the gauges that describe state rather than events.
+async fn sample_gauges(store: Store, feed: Feed, stopping: CancellationToken) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let pool = store.pool();
+        let size = pool.size() as f64;
+        let idle = pool.num_idle() as f64;
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "in_use").set(size - idle);
+        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "idle").set(idle);
+        metrics::gauge!(crate::metrics::POOL_MAX)
+            .set(f64::from(pool.options().get_max_connections()));
+        metrics::gauge!(crate::metrics::OPEN_STREAMS).set(feed.open_streams() as f64);
     }
 }
 

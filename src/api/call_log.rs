@@ -99,7 +99,12 @@ impl Call {
         if std::mem::replace(&mut self.logged, true) {
             return;
         }
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let method = metric_label(&self.method);
+        metrics::counter!(crate::metrics::CALLS, "grpc_method" => method, "grpc_code" => code_name(code))
+            .increment(1);
+        metrics::histogram!(crate::metrics::CALL_SECONDS, "grpc_method" => method).record(elapsed);
+        let duration_ms = elapsed * 1000.0;
         let request_id = self.request_id.to_str().unwrap_or_default();
         match code {
             Code::Ok | Code::NotFound | Code::Cancelled => tracing::info!(
@@ -115,6 +120,50 @@ impl Call {
                 duration_ms, request_id, "call failed"
             ),
         }
+    }
+}
+
+/// The method as a metric label: the services this server offers by name,
+/// anything else (a client may send any path) as one value, so a client
+/// cannot create series at will.
+fn metric_label(path: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "/newsroom.content.v1.ArticleService/GetArticle",
+        "/newsroom.content.v1.ArticleService/ListArticlesByTag",
+        "/newsroom.content.v1.ArticleService/StreamNewArticles",
+        "/newsroom.content.v1.ArticleService/PublishArticle",
+        "/newsroom.content.v1.ArticleService/ListTags",
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == path)
+        .map_or("other", |known| known.trim_start_matches('/'))
+}
+
+/// The canonical name of a status code, as gRPC's other servers label it.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -1,0 +1,122 @@
+//! Prometheus metrics: recorded with the `metrics` facade, rendered by
+//! `metrics-exporter-prometheus`, served as text at `/metrics` on
+//! `METRICS_ADDR`.
+//!
+//! The series, by name:
+//! - `grpc_server_handled_total{grpc_method, grpc_code}`: finished calls.
+//! - `grpc_server_handling_seconds{grpc_method}`: call latency (histogram;
+//!   for streams, their whole life).
+//! - `article_feed_open_streams`: StreamNewArticles streams open now.
+//! - `article_feed_listener_reconnects_total`: LISTEN connections re-made.
+//! - `article_feed_head_position` / `article_feed_delivered_position`: the
+//!   newest stored feed position and the newest one the listener has
+//!   broadcast; their difference is the feed's lag.
+//! - `article_db_pool_connections{state="in_use"|"idle"}`,
+//!   `article_db_pool_max_connections`: the request pool.
+//! - `article_service_build_info{version}`: always 1.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const CALLS: &str = "grpc_server_handled_total";
+pub const CALL_SECONDS: &str = "grpc_server_handling_seconds";
+pub const OPEN_STREAMS: &str = "article_feed_open_streams";
+pub const LISTENER_RECONNECTS: &str = "article_feed_listener_reconnects_total";
+pub const FEED_HEAD: &str = "article_feed_head_position";
+pub const FEED_DELIVERED: &str = "article_feed_delivered_position";
+pub const POOL_CONNECTIONS: &str = "article_db_pool_connections";
+pub const POOL_MAX: &str = "article_db_pool_max_connections";
+
+/// Latency buckets, in seconds: sub-millisecond reads to multi-second
+/// timeouts.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process's recorder. Once per process; a second call (tests
+/// that build two servers in one process) reuses nothing and fails, which
+/// callers may ignore.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(CALL_SECONDS.to_owned()), LATENCY_BUCKETS)?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    metrics::gauge!("article_service_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Binds `addr` (port 0 picks one) and serves `/metrics` until `stop`.
+pub async fn serve(
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+    stop: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            let (stream, _) = tokio::select! {
+                () = stop.cancelled() => return,
+                _ = upkeep.tick() => {
+                    handle.run_upkeep();
+                    continue;
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "metrics listener cannot accept");
+                        continue;
+                    }
+                },
+            };
+            let handle = handle.clone();
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let handle = handle.clone();
+                    async move { Ok::<_, Infallible>(respond(&request, &handle)) }
+                });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn respond(
+    request: &Request<hyper::body::Incoming>,
+    handle: &PrometheusHandle,
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if request.uri().path() == "/metrics" {
+        (StatusCode::OK, "text/plain; version=0.0.4", handle.render())
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics\n".to_owned(),
+        )
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
