@@ -1,6 +1,7 @@
 //! Compiles `proto/` without a system `protoc`: protox parses the files into a
-//! descriptor set, tonic-prost-build generates the Rust code from it, and the
-//! same descriptor set is written out for gRPC server reflection.
+//! descriptor set, tonic-prost-build generates the Rust code from it (in two
+//! passes: the server apart, see below), and the same descriptor set is
+//! written out for gRPC server reflection.
 
 use std::path::PathBuf;
 
@@ -20,9 +21,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
 
+    // The messages and the client, as the .proto says.
     tonic_prost_build::configure()
         .build_client(true)
+        .build_server(false)
+        .compile_fds(descriptors.clone())?;
+
+    // The server apart, using those messages (`crate::proto`), except that
+    // StreamNewArticles sends `feed::wire::EncodedStreamResponse`, which
+    // carries the article already encoded (see there). The exact path wins
+    // over the package's. `src/lib.rs` includes the result in `proto`.
+    let server_dir = out_dir.join("server");
+    std::fs::create_dir_all(&server_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
+        .out_dir(&server_dir)
+        .extern_path(".newsroom.content.v1", "crate::proto")
+        .extern_path(
+            ".newsroom.content.v1.StreamNewArticlesResponse",
+            "crate::feed::wire::EncodedStreamResponse",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

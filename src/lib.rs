@@ -8,6 +8,9 @@ pub mod proto {
     //! Code generated from `proto/` by `build.rs`.
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("newsroom.content.v1");
+    // `article_service_server`, generated apart (see `build.rs`): its
+    // StreamNewArticles sends `crate::feed::wire::EncodedStreamResponse`.
+    include!(concat!(env!("OUT_DIR"), "/server/newsroom.content.v1.rs"));
 
     /// Encoded `FileDescriptorSet` of the service, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -15,12 +15,12 @@ use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
 use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
 use crate::error::{Error, Result};
-use crate::feed::Feed;
+use crate::feed::{EncodedStreamResponse, Feed};
 use crate::proto::article_service_server::ArticleService;
 use crate::proto::{
     GetArticleRequest, GetArticleResponse, ListArticlesByTagRequest, ListArticlesByTagResponse,
     ListTagsRequest, ListTagsResponse, PublishArticleRequest, PublishArticleResponse,
-    StreamNewArticlesRequest, StreamNewArticlesResponse, TagSummary, get_article_request::Key,
+    StreamNewArticlesRequest, TagSummary, get_article_request::Key,
 };
 use crate::store::{Store, TokenKeys};
 
@@ -225,8 +225,10 @@ impl ArticleService for ArticleApi {
         Ok(Response::new(response))
     }
 
+    /// Messages of `StreamNewArticlesResponse`, each article encoded once
+    /// for every stream (`feed::wire`).
     type StreamNewArticlesStream =
-        Pin<Box<dyn Stream<Item = Result<StreamNewArticlesResponse, Status>> + Send>>;
+        Pin<Box<dyn Stream<Item = Result<EncodedStreamResponse, Status>> + Send>>;
 
     /// The budget bounds setting the stream up, not the stream.
     async fn stream_new_articles(

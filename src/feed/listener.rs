@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
-use super::{Feed, FeedEvent, FeedItem};
+use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::Token;
-use crate::proto::StreamNewArticlesResponse;
 use crate::store::FEED_CHANNEL;
 
 /// How long the LISTEN connection may take to answer a ping.
@@ -182,12 +181,12 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
                 previous_position: last,
                 position: article.feed_position,
                 tag_slugs: article.tags.iter().map(|tag| tag.slug.clone()).collect(),
-                event: FeedEvent::Article(StreamNewArticlesResponse {
-                    resume_token: tokens.seal(&Token::Resume {
+                event: FeedEvent::Article(EncodedStreamResponse::with_article(
+                    &article_to_proto(&article),
+                    tokens.seal(&Token::Resume {
                         feed_position: article.feed_position,
                     }),
-                    article: Some(article_to_proto(&article)),
-                }),
+                )),
             };
             last = item.position;
             // No receiver is fine: nobody is subscribed.

@@ -12,6 +12,7 @@
 
 mod listener;
 mod subscription;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +20,11 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::proto::StreamNewArticlesResponse;
 use crate::store::{Store, TokenKeys};
 
 pub use listener::run_listener;
 pub use subscription::Subscription;
+pub use wire::EncodedStreamResponse;
 
 /// What the listener broadcasts to every subscription.
 #[derive(Debug)]
@@ -37,14 +38,11 @@ pub struct FeedItem {
     pub event: FeedEvent,
 }
 
-// Items live in an `Arc`, built once per article: boxing the article would
-// only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum FeedEvent {
-    /// The article newly stored at `position`, its message (article and
-    /// resume token) built once for all subscribers.
-    Article(StreamNewArticlesResponse),
+    /// The article newly stored at `position`, its message (the encoded
+    /// article and the resume token) built once for all subscribers.
+    Article(EncodedStreamResponse),
     /// The listener follows the feed from `position` on (it has just learned
     /// the head; `previous_position == position`). A subscription behind it
     /// catches up from the database, since no article item will cover the

@@ -10,11 +10,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tonic::Status;
 
-use super::{Feed, FeedEvent, FeedItem};
+use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};
-use crate::proto::StreamNewArticlesResponse;
 
 /// An open subscription: created (and counted against the stream limit)
 /// before the response headers go out, so nothing stored after the client
@@ -69,7 +68,7 @@ impl Subscription {
     /// shutdown, or when the database is needed and cannot be reached.
     pub fn into_stream(
         mut self,
-    ) -> impl Stream<Item = Result<StreamNewArticlesResponse, Status>> + Send + 'static {
+    ) -> impl Stream<Item = Result<EncodedStreamResponse, Status>> + Send + 'static {
         async_stream::stream! {
             let feed = self.feed.clone();
             let wanted: HashSet<String> = self.tag_slugs.iter().cloned().collect();
@@ -155,6 +154,7 @@ impl Subscription {
                                 let FeedEvent::Article(message) = &item.event else { continue };
                                 if wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug)) {
                                     heartbeat.reset();
+                                    // Shares the encoded article.
                                     yield Ok(message.clone());
                                 }
                             }
@@ -179,18 +179,15 @@ impl Subscription {
 
     /// A message without an article: everything up to our position has been
     /// delivered or filtered out.
-    fn heartbeat(&self) -> StreamNewArticlesResponse {
-        StreamNewArticlesResponse {
-            article: None,
-            resume_token: self.tokens.seal(&Token::Resume {
-                feed_position: self.position,
-            }),
-        }
+    fn heartbeat(&self) -> EncodedStreamResponse {
+        EncodedStreamResponse::heartbeat(self.tokens.seal(&Token::Resume {
+            feed_position: self.position,
+        }))
     }
 
     /// One batch of matching articles after our position, up to the
     /// database's head; `true` once the head is reached.
-    async fn catch_up_batch(&mut self) -> Result<(Vec<StreamNewArticlesResponse>, bool)> {
+    async fn catch_up_batch(&mut self) -> Result<(Vec<EncodedStreamResponse>, bool)> {
         let feed = &self.feed;
         // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
         // is never closed.
@@ -231,11 +228,13 @@ impl Subscription {
         let full_batch = articles.len() == feed.settings.batch_size as usize;
         let messages = articles
             .iter()
-            .map(|article| StreamNewArticlesResponse {
-                article: Some(article_to_proto(article)),
-                resume_token: self.tokens.seal(&Token::Resume {
-                    feed_position: article.feed_position,
-                }),
+            .map(|article| {
+                EncodedStreamResponse::with_article(
+                    &article_to_proto(article),
+                    self.tokens.seal(&Token::Resume {
+                        feed_position: article.feed_position,
+                    }),
+                )
             })
             .collect();
         self.position = match (full_batch, articles.last()) {
