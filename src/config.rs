@@ -99,6 +99,10 @@ pub struct ServeConfig {
     #[arg(long, env = "HEARTBEAT_INTERVAL", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=30))]
     pub heartbeat_interval: u64,
 
+    /// Unary calls in flight, at most; more get RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "MAX_INFLIGHT_CALLS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_inflight_calls: u64,
+
     /// Open StreamNewArticles streams, at most; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,

@@ -11,7 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{ArticleApi, CallLogLayer, PublishAuth};
+use crate::api::{AdmissionLayer, ArticleApi, CallLogLayer, PublishAuth};
 use crate::config::ServeConfig;
 use crate::feed::{Feed, FeedSettings, run_listener};
 use crate::proto::article_service_server::ArticleServiceServer;
@@ -106,7 +106,11 @@ impl Application {
             .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
             .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
             .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+            // Logged first, so that shed calls are logged and counted too.
             .layer(CallLogLayer)
+            .layer(AdmissionLayer::new(
+                usize::try_from(config.max_inflight_calls).unwrap_or(usize::MAX),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

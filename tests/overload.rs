@@ -1,0 +1,96 @@
+//! Overload: past MAX_INFLIGHT_CALLS, calls are answered RESOURCE_EXHAUSTED at
+//! once, nothing hangs, and the server serves normally after the burst.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use article_service::proto::{GetArticleRequest, get_article_request::Key};
+use common::*;
+
+/// The key of the advisory lock that serialises feed positions
+/// (`store::articles::FEED_LOCK_KEY`): holding it makes publishes wait.
+const FEED_LOCK_KEY: i64 = 0x4172_7446_6565_6431;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("MAX_INFLIGHT_CALLS", "2")).await;
+    let mut client = server.client().await;
+
+    // Two publishes that cannot finish while the test holds the feed lock.
+    let blocker = pool(&database).await;
+    let mut lock = blocker.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(FEED_LOCK_KEY)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for n in 0..2 {
+        let mut publisher = server.client().await;
+        held.push(tokio::spawn(async move {
+            publisher
+                .publish_article(authorized(article(&format!("Held {n}"), &[])))
+                .await
+        }));
+    }
+    // Wait until both are in the database, waiting for the lock.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(&blocker)
+        .await
+        .unwrap();
+        if waiting == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the publishes never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The third call is refused at once.
+    let started = Instant::now();
+    let status = client
+        .get_article(GetArticleRequest {
+            key: Some(Key::Slug("any-slug".into())),
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "shed after {:?}",
+        started.elapsed()
+    );
+
+    // Streams are not counted against the unary limit.
+    client
+        .stream_new_articles(article_service::proto::StreamNewArticlesRequest::default())
+        .await
+        .expect("a stream opens while unary calls are at their limit");
+
+    // The burst ends: the held publishes complete, and calls are served again.
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(FEED_LOCK_KEY)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    for publish in held {
+        let response = publish.await.unwrap().expect("held publish completes");
+        assert!(response.into_inner().created);
+    }
+    let status = client
+        .get_article(GetArticleRequest {
+            key: Some(Key::Slug("any-slug".into())),
+        })
+        .await
+        .expect_err("unknown slug");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+}
