@@ -71,6 +71,13 @@ impl Subscription {
     ) -> impl Stream<Item = Result<EncodedStreamResponse, Status>> + Send + 'static {
         async_stream::stream! {
             let feed = self.feed.clone();
+            // Polled at every wake-up of the stream, so for every message:
+            // with a token of our own (cancelled with the server's) and one
+            // future for the whole stream, a poll locks only this stream's
+            // node, instead of the node every stream shares, and its waiter
+            // stays registered instead of being added and removed each time.
+            let shutdown = feed.shutdown.child_token();
+            let mut shutdown_signal = std::pin::pin!(shutdown.clone().cancelled_owned());
             let wanted: HashSet<String> = self.tag_slugs.iter().cloned().collect();
             let mut heartbeat = tokio::time::interval_at(
                 tokio::time::Instant::now() + feed.settings.heartbeat_interval,
@@ -82,7 +89,7 @@ impl Subscription {
                 loop {
                     let batch = tokio::select! {
                         biased;
-                        _ = feed.shutdown.cancelled() => {
+                        () = &mut shutdown_signal => {
                             yield Err(shutting_down());
                             return;
                         }
@@ -100,7 +107,7 @@ impl Subscription {
                         heartbeat.reset();
                     }
                     for message in messages {
-                        if feed.shutdown.is_cancelled() {
+                        if shutdown.is_cancelled() {
                             yield Err(shutting_down());
                             return;
                         }
@@ -119,7 +126,7 @@ impl Subscription {
                 loop {
                     tokio::select! {
                         biased;
-                        _ = feed.shutdown.cancelled() => {
+                        () = &mut shutdown_signal => {
                             yield Err(shutting_down());
                             return;
                         }
