@@ -23,7 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod import;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
-pub mod metrics;
