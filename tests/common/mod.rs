@@ -111,47 +111,7 @@ impl TestServer {
     }
 
     pub async fn start_with(options: ServerOptions) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &options.database_url)
-            .env("GRPC_ADDR", "127.0.0.1:0")
-            .env("METRICS_ADDR", "127.0.0.1:0")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(token) = &options.publish_token {
-            command.env("PUBLISH_TOKEN", token);
-        }
-        for (name, value) in &options.env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("start article-service");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let collected = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = listening_addr(&line) {
-                    let _ = addr_tx.send(addr);
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server logs its address within 20 s");
-        let server = Self {
-            addr,
-            database_url: options.database_url,
-            child,
-            logs,
-        };
+        let server = Self::start_unready(options).await;
         server.wait_until_serving().await;
         server
     }
