@@ -34,15 +34,22 @@ pub fn admin_url() -> String {
 
 /// A new, empty, migrated database; returns its URL.
 pub async fn fresh_database() -> String {
+    fresh_database_created_with("").await
+}
+
+/// A new, migrated database made by `CREATE DATABASE <name> <options>`.
+pub async fn fresh_database_created_with(options: &str) -> String {
     let admin: PgConnectOptions = admin_url()
         .parse()
         .expect("DATABASE_URL is a PostgreSQL URL");
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} {options}"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create the test database");
     let url = database_url_named(&name);
     let pool = pool(&url).await;
     article_service::store::MIGRATOR
@@ -485,25 +492,10 @@ mod api_helpers {
     /// en-US, where "éclair" sorts before "ecole" and "zebra": any ORDER BY that
     /// relies on the default collation shows up as a wrong order.
     pub async fn fresh_database_with_icu_collation() -> String {
-        let admin: PgConnectOptions = admin_url()
-            .parse()
-            .expect("DATABASE_URL is a PostgreSQL URL");
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("create the test database");
-        let url = database_url_named(&name);
-        let pool = pool(&url).await;
-        article_service::store::MIGRATOR
-            .run(&pool)
-            .await
-            .expect("migrate");
-        pool.close().await;
-        url
+        fresh_database_created_with(
+            "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+        )
+        .await
     }
 }
 
