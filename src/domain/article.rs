@@ -245,6 +245,7 @@ fn validate_tags(names: &[String]) -> Result<Vec<TagRef>, FieldViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use time::macros::datetime;
 
     fn draft() -> ArticleDraft {
@@ -545,6 +546,162 @@ mod tests {
         assert_eq!(
             valid.published_at,
             Some(datetime!(2019-12-31 10:30:00.123456 UTC))
+        );
+    }
+
+    // ---- hostile input: every string of a draft comes from outside ----
+
+    /// Text a hostile publisher might send: anything, or a mix weighted
+    /// towards SQL and LIKE metacharacters, control characters, bidi marks.
+    fn arb_text(max: usize) -> impl Strategy<Value = String> {
+        let nasty = proptest::sample::select(vec![
+            "'; DROP TABLE articles; --",
+            "%",
+            "_",
+            "\\",
+            "'",
+            "\"",
+            "\0",
+            "\u{1}",
+            "\u{200f}",
+            "\u{202e}",
+            "\u{feff}",
+            " ",
+            "\n",
+            "A",
+            "é",
+            "7",
+        ]);
+        prop_oneof![
+            proptest::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter),
+            proptest::collection::vec(nasty, 0..max.min(12)).prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    /// Drafts as any caller can build them: `published_at` in UTC within the
+    /// years 1 to 9999, as `api::convert` and both importers guarantee.
+    fn arb_draft() -> impl Strategy<Value = ArticleDraft> {
+        let first = datetime!(0001-01-01 0:00 UTC).unix_timestamp();
+        let last = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+        (
+            prop_oneof![arb_text(20), "[a-z0-9]{1,10}(-[a-z0-9]{1,10}){0,3}"],
+            arb_text(40),
+            arb_text(20),
+            arb_text(40),
+            arb_text(20),
+            proptest::collection::vec(arb_text(12), 0..25),
+            proptest::option::of(first..=last),
+        )
+            .prop_map(|(slug, title, summary, body, byline, tags, published_at)| {
+                ArticleDraft {
+                    slug,
+                    title,
+                    summary,
+                    body,
+                    byline,
+                    tags,
+                    published_at: published_at
+                        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok()),
+                }
+            })
+    }
+
+    const FIELDS: [&str; 6] = ["slug", "title", "summary", "body", "byline", "tags"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn validation_is_total_and_keeps_its_promises(draft in arb_draft()) {
+            match validate(draft.clone(), datetime!(2026-01-01 0:00 UTC)) {
+                Ok(valid) => {
+                    prop_assert!(is_valid_article_slug(&valid.slug), "{:?}", valid.slug);
+                    if !draft.slug.is_empty() {
+                        prop_assert_eq!(&valid.slug, &draft.slug);
+                    }
+                    prop_assert_eq!(&valid.title, &draft.title);
+                    prop_assert_eq!(&valid.summary, &draft.summary);
+                    prop_assert_eq!(&valid.body, &draft.body);
+                    prop_assert_eq!(&valid.byline, &draft.byline);
+                    prop_assert!(valid.tags.len() <= MAX_TAGS);
+                    for (index, tag) in valid.tags.iter().enumerate() {
+                        prop_assert!(!tag.slug.is_empty());
+                        prop_assert_eq!(&slugify(&tag.name), &tag.slug);
+                        prop_assert_eq!(tag.name.trim(), tag.name.as_str());
+                        prop_assert!(!tag.name.contains('\0'));
+                        let earlier = valid.tags.get(..index).unwrap_or_default();
+                        prop_assert!(earlier.iter().all(|other| other.slug != tag.slug));
+                    }
+                    for text in [&valid.slug, &valid.title, &valid.summary, &valid.body, &valid.byline] {
+                        prop_assert!(!text.contains('\0'));
+                    }
+                }
+                Err(violations) => {
+                    prop_assert!(!violations.is_empty());
+                    for violation in &violations {
+                        prop_assert!(FIELDS.contains(&violation.field), "{:?}", violation);
+                        prop_assert!(!violation.description.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// A tag argument resolves to its slug or to a violation naming the
+        /// field; one made only of metacharacters has no slug at all (so a
+        /// tag named `%` can never match every tag).
+        #[test]
+        fn tag_arguments_resolve_or_are_refused(tag in arb_text(30)) {
+            match resolve_tag("tag", &tag) {
+                Ok(slug) => {
+                    prop_assert!(!slug.is_empty());
+                    prop_assert_eq!(slug, slugify(&tag));
+                }
+                Err(violation) => {
+                    prop_assert_eq!(violation.field, "tag");
+                    prop_assert!(!tag.chars().flat_map(char::to_lowercase).any(char::is_alphanumeric));
+                }
+            }
+        }
+
+        #[test]
+        fn derived_slugs_are_valid_for_every_title_and_date(
+            title in arb_text(200),
+            seconds in datetime!(0001-01-01 0:00 UTC).unix_timestamp()..=datetime!(9999-12-31 23:59:59 UTC).unix_timestamp(),
+        ) {
+            let at = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let slug = derive_slug(&title, at);
+            prop_assert!(is_valid_article_slug(&slug), "{:?}", slug);
+            prop_assert!(slug.chars().count() <= 120);
+        }
+    }
+
+    #[test]
+    fn metacharacter_tags_are_refused_not_widened() {
+        for tag in [
+            "%",
+            "_",
+            "%%",
+            "\\",
+            "'",
+            "\"",
+            "'; --",
+            "\0",
+            "\u{202e}",
+        ] {
+            let draft = ArticleDraft {
+                tags: vec![tag.to_owned()],
+                ..draft()
+            };
+            let mut refused = fields(validate(draft, OffsetDateTime::UNIX_EPOCH));
+            // NUL breaks two rules of the same field.
+            refused.dedup();
+            assert_eq!(refused, ["tags"], "{tag:?}");
+        }
+        // Letters among the metacharacters: the slug keeps only the letters.
+        assert_eq!(resolve_tag("tag", "a%b_c"), Ok("a-b-c".to_owned()));
+        assert_eq!(
+            resolve_tag("tag", "'; DROP TABLE tags; --"),
+            Ok("drop-table-tags".to_owned())
         );
     }
 }

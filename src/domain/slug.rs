@@ -116,5 +116,47 @@ mod tests {
             prop_assert!(slug.starts_with(cut));
             prop_assert!(!cut.ends_with('-'));
         }
+
+        /// Any text (control characters, SQL and LIKE metacharacters, RTL
+        /// marks, ...) slugs to lowercase letters and digits with single '-'
+        /// between them: nothing else can reach a query or an index.
+        #[test]
+        fn slugs_hold_only_letters_digits_and_inner_dashes(text in any::<String>()) {
+            let slug = slugify(&text);
+            prop_assert!(slug.chars().all(|c| c == '-' || c.is_alphanumeric()), "{:?}", slug);
+            prop_assert!(!slug.starts_with('-') && !slug.ends_with('-') && !slug.contains("--"));
+            prop_assert_eq!(slug.to_lowercase(), slug.clone());
+            let valid = is_valid_article_slug(&slug);
+            prop_assert_eq!(valid, (1..=MAX_ARTICLE_SLUG_CHARS).contains(&slug.chars().count()));
+        }
+
+        #[test]
+        fn metacharacters_alone_slug_to_nothing(text in r#"[%_\\'";*?\[\](){}<>|&^$#@!~`=+,./:\-\s\x00-\x1f\x7f\u{200e}\u{200f}\u{202e}\u{feff}]*"#) {
+            prop_assert_eq!(slugify(&text), "");
+            prop_assert!(!is_valid_article_slug(&text));
+        }
+
+        /// A valid article slug is exactly a fixed point of slugify within
+        /// the length limit; any other string is refused.
+        #[test]
+        fn article_slug_validity_is_the_fixed_point_rule(text in any::<String>()) {
+            let valid = is_valid_article_slug(&text);
+            prop_assert_eq!(
+                valid,
+                !text.is_empty() && text.chars().count() <= MAX_ARTICLE_SLUG_CHARS && slugify(&text) == text
+            );
+            if valid {
+                prop_assert!(text.chars().all(|c| c == '-' || c.is_alphanumeric()));
+            }
+        }
+
+        #[test]
+        fn truncation_of_any_slug_fits_on_a_char_boundary(text in "\\PC{0,300}", max in 0usize..130) {
+            let slug = slugify(&text);
+            let cut = truncate_at_dash(&slug, max);
+            prop_assert!(cut.chars().count() <= max);
+            prop_assert!(slug.starts_with(cut));
+            prop_assert!(!cut.ends_with('-'));
+        }
     }
 }

@@ -155,4 +155,25 @@ mod tests {
         assert_eq!(error.line, 3);
         assert!(error.reason.contains("invalid UTF-8"), "{error}");
     }
+    proptest::proptest! {
+        /// The bytes of a page-text file as they come: the first invalid
+        /// UTF-8 sequence is named by its line, and whatever decodes goes on
+        /// to the page parser without a panic.
+        #[test]
+        fn any_bytes_decode_or_name_their_line(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            match decode_utf8(&bytes) {
+                Ok(text) => {
+                    let _ = text::parse_page_text(text, &SectionVocabulary::default());
+                }
+                Err(error) => {
+                    let valid = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), str::len);
+                    let newlines = bytes.iter().take(valid).filter(|&&b| b == b'\n').count();
+                    proptest::prop_assert_eq!(error.line, newlines + 1);
+                    proptest::prop_assert!(error.reason.starts_with("invalid UTF-8"));
+                }
+            }
+        }
+    }
 }

@@ -405,5 +405,67 @@ mod tests {
             };
             prop_assert_eq!(parse_ndjson_line(&line), Ok(Some(expected)));
         }
+
+        /// Every field, any text in it (control characters, NUL, quotes,
+        /// backslashes, RTL marks), and `published_at` at any offset: the
+        /// line parses back to exactly what was written, in UTC.
+        #[test]
+        fn every_field_round_trips_with_any_text(
+            strings in proptest::collection::vec(any::<String>(), 5),
+            tags in proptest::collection::vec(any::<String>(), 0..4),
+            seconds in 0i64..253_402_214_400,
+            nanos in 0u32..1_000_000_000,
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59),
+        ) {
+            let [slug, title, summary, body, byline] = <[String; 5]>::try_from(strings).unwrap_or_default();
+            let utc = OffsetDateTime::from_unix_timestamp(seconds)
+                .and_then(|at| at.replace_nanosecond(nanos))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap_or(time::UtcOffset::UTC);
+            // A local time that still lies within the years 1 to 9999.
+            let local = utc.checked_to_offset(offset).filter(|at| (1..=9999).contains(&at.year()));
+            prop_assume!(local.is_some());
+            let line = serde_json::json!({
+                "slug": slug,
+                "title": title,
+                "summary": summary,
+                "body": body,
+                "byline": byline,
+                "tags": tags,
+                "published_at": local.and_then(|at| at.format(&Rfc3339).ok()),
+            })
+            .to_string();
+            let expected = ArticleDraft {
+                slug,
+                title,
+                summary,
+                body,
+                byline,
+                tags,
+                published_at: Some(utc),
+            };
+            let parsed = parse_ndjson_line(&line);
+            prop_assert!(parsed.as_ref().is_ok_and(|draft| draft.as_ref().is_some_and(|d| d.published_at.is_some_and(|at| at.offset().is_utc()))));
+            prop_assert_eq!(parsed, Ok(Some(expected)));
+        }
+
+        /// One byte of a valid file changed to anything: every line still
+        /// gets a result (a draft or a reason), nothing panics.
+        #[test]
+        fn a_corrupted_byte_never_panics(
+            title in ".{0,20}",
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let line = serde_json::json!({"title": title, "tags": ["US & Canada"], "published_at": "2019-12-31T10:30:00Z"}).to_string();
+            let mut file = format!("{line}\n{line}\n").into_bytes();
+            let at = at.index(file.len());
+            if let Some(slot) = file.get_mut(at) {
+                *slot = byte;
+            }
+            let lines = read_ndjson(&file[..]).count();
+            let expected = file.split(|&b| b == b'\n').count() - usize::from(file.ends_with(b"\n"));
+            prop_assert_eq!(lines, expected);
+        }
     }
 }

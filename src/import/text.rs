@@ -1054,5 +1054,49 @@ mod tests {
                 Err(unmatched) => prop_assert!(!unmatched.is_empty()),
             }
         }
+
+        /// A well-formed page with one character deleted, replaced or
+        /// inserted (a control character, NUL, a bidi mark, a line break,
+        /// anything): a draft that keeps the invariants, or an error on a
+        /// line of the file.
+        #[test]
+        fn a_mutated_page_parses_or_names_a_line(
+            page in arb_page(),
+            at in any::<prop::sample::Index>(),
+            edit in 0u8..3,
+            c in prop_oneof![
+                any::<char>(),
+                proptest::sample::select(vec!['\0', '\u{1}', '\u{200f}', '\u{202e}', '\n', '\r', '\t', ':', ',']),
+            ],
+        ) {
+            let mut chars: Vec<char> = page.content.chars().collect();
+            let at = at.index(chars.len() + 1);
+            match edit {
+                0 if at < chars.len() => { chars.remove(at); }
+                1 if at < chars.len() => { if let Some(slot) = chars.get_mut(at) { *slot = c; } }
+                _ => chars.insert(at, c),
+            }
+            let content: String = chars.into_iter().collect();
+            match parse(&content) {
+                Ok(draft) => check_invariants(&draft, &SectionVocabulary::default()),
+                Err(error) => {
+                    prop_assert!(error.line >= 1);
+                    prop_assert!(error.line <= content.split('\n').count());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_tags_line_is_split_in_linear_time() {
+        // 200,000 words: a quadratic or recursive split would take minutes
+        // or overflow the stack.
+        let line = "US & Canada Middle East Russia ".repeat(40_000);
+        let names = SectionVocabulary::default()
+            .split(&line)
+            .unwrap_or_default();
+        assert_eq!(names.len(), 120_000);
+        let unmatched = SectionVocabulary::default().split(&format!("{line} Atlantis"));
+        assert_eq!(unmatched, Err(vec!["Atlantis".to_owned()]));
     }
 }
