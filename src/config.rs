@@ -69,6 +69,17 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub database: DatabaseConfig,
 
+    /// PostgreSQL URL the read RPCs (GetArticle, ListArticlesByTag,
+    /// ListTags) use, e.g. a streaming replica; unset: DATABASE_URL. Writes,
+    /// the live feed, token keys and health stay on DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_read_url: Option<SecretString>,
+
+    /// Database connections of the read pool (only with DATABASE_READ_URL);
+    /// unset: DATABASE_MAX_CONNECTIONS.
+    #[arg(long, env = "DATABASE_READ_MAX_CONNECTIONS")]
+    pub database_read_max_connections: Option<u32>,
+
     /// Address of the gRPC server.
     #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]
     pub grpc_addr: SocketAddr,
@@ -136,6 +147,30 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The read pool's connection options, when DATABASE_READ_URL is set;
+    /// the error never echoes the URL.
+    pub fn read_connect_options(&self) -> anyhow::Result<Option<PgConnectOptions>> {
+        use secrecy::ExposeSecret;
+        self.database_read_url
+            .as_ref()
+            .map(|url| {
+                url.expose_secret()
+                    .parse::<PgConnectOptions>()
+                    .map_err(|_| anyhow::anyhow!("DATABASE_READ_URL is not a valid PostgreSQL URL"))
+                    .map(|options| options.application_name("article-service"))
+            })
+            .transpose()
+    }
+
+    pub fn read_pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self
+                .database_read_max_connections
+                .unwrap_or(self.database_max_connections),
+            ..self.pool_settings()
+        }
+    }
+
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
             max_connections: self.database_max_connections,

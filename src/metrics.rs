@@ -7,12 +7,19 @@
 //! - `grpc_server_handling_seconds{grpc_method}`: call latency (histogram;
 //!   for streams, their whole life).
 //! - `article_feed_open_streams`: StreamNewArticles streams open now.
-//! - `article_feed_listener_reconnects_total`: LISTEN connections re-made.
+//! - `article_feed_listener_reconnects_total`: LISTEN connections re-made
+//!   after a loss.
 //! - `article_feed_head_position` / `article_feed_delivered_position`: the
-//!   newest stored feed position and the newest one the listener has
-//!   broadcast; their difference is the feed's lag.
-//! - `article_db_pool_connections{state="in_use"|"idle"}`,
-//!   `article_db_pool_max_connections`: the request pool.
+//!   newest stored feed position this process knows of and the newest one
+//!   its listener has broadcast; `article_feed_lag_positions` is their
+//!   difference.
+//! - `article_db_pool_connections{pool, state="in_use"|"idle"}`,
+//!   `article_db_pool_max_connections{pool}`: each pool (`primary`, and
+//!   `read` when `DATABASE_READ_URL` is set).
+//! - `article_db_pool_acquire_seconds{pool}` (histogram): time a store
+//!   operation waited for a connection; `article_db_pool_waiting{pool}`:
+//!   operations waiting now; `article_db_pool_acquire_timeouts_total{pool}`:
+//!   waits that ended in UNAVAILABLE.
 //! - `article_service_build_info{version}`: always 1.
 
 use std::convert::Infallible;
@@ -35,11 +42,22 @@ pub const FEED_HEAD: &str = "article_feed_head_position";
 pub const FEED_DELIVERED: &str = "article_feed_delivered_position";
 pub const POOL_CONNECTIONS: &str = "article_db_pool_connections";
 pub const POOL_MAX: &str = "article_db_pool_max_connections";
+pub const FEED_LAG: &str = "article_feed_lag_positions";
+pub const POOL_ACQUIRE_SECONDS: &str = "article_db_pool_acquire_seconds";
+pub const POOL_WAITING: &str = "article_db_pool_waiting";
+pub const POOL_ACQUIRE_TIMEOUTS: &str = "article_db_pool_acquire_timeouts_total";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Connection wait buckets, in seconds: an idle connection takes
+/// microseconds, a new one milliseconds, a busy pool up to the acquire
+/// timeout (3 s by default).
+const ACQUIRE_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Installs the process's recorder. Once per process; a second call (tests
@@ -48,10 +66,67 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(CALL_SECONDS.to_owned()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(POOL_ACQUIRE_SECONDS.to_owned()),
+            ACQUIRE_BUCKETS,
+        )?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    describe();
     metrics::gauge!("article_service_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+/// The `# HELP` lines.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(CALLS, "gRPC calls finished, by method and status code.");
+    describe_histogram!(
+        CALL_SECONDS,
+        metrics::Unit::Seconds,
+        "gRPC call latency (a stream's whole life)."
+    );
+    describe_gauge!(OPEN_STREAMS, "StreamNewArticles streams open now.");
+    describe_counter!(
+        LISTENER_RECONNECTS,
+        "Times the feed's LISTEN connection was re-established after it was lost."
+    );
+    describe_gauge!(
+        FEED_HEAD,
+        "Newest stored feed position this process knows of (read by its listener, or \
+         announced by a notification)."
+    );
+    describe_gauge!(
+        FEED_DELIVERED,
+        "Newest feed position this process's listener has broadcast to its streams."
+    );
+    describe_gauge!(
+        FEED_LAG,
+        "Feed lag of this process: newest stored feed position minus the newest one it \
+         has broadcast to its streams (0 when every stored article went out)."
+    );
+    describe_gauge!(
+        POOL_CONNECTIONS,
+        "Database connections of a pool, in use or idle."
+    );
+    describe_gauge!(POOL_MAX, "Size limit of a database pool.");
+    describe_histogram!(
+        POOL_ACQUIRE_SECONDS,
+        metrics::Unit::Seconds,
+        "Time a store operation waited for a pooled database connection."
+    );
+    describe_gauge!(
+        POOL_WAITING,
+        "Store operations waiting for a pooled database connection now."
+    );
+    describe_counter!(
+        POOL_ACQUIRE_TIMEOUTS,
+        "Waits for a pooled database connection that timed out (the call got UNAVAILABLE)."
+    );
+    describe_gauge!(
+        "article_service_build_info",
+        "Always 1; the version as a label."
+    );
 }
 
 /// Binds `addr` (port 0 picks one) and serves `/metrics` until `stop`.

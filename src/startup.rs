@@ -49,8 +49,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let config = self.config;
+        // First, so that the tasks started below record into it.
+        let metrics = crate::metrics::install()?;
         let options = config.database.connect_options()?;
-        let store = Store::connect_lazy(options.clone(), &config.pool_settings());
+        let mut store = Store::connect_lazy(options.clone(), &config.pool_settings());
+        if let Some(read_options) = config.read_connect_options()? {
+            store = store.with_read_pool(read_options, &config.read_pool_settings());
+        }
         let tokens = TokenKeys::new(store.clone());
         let stopping = CancellationToken::new();
 
@@ -70,7 +75,6 @@ impl Application {
         );
         let listener_task = tokio::spawn(run_listener(feed.clone(), options));
 
-        let metrics = crate::metrics::install()?;
         let metrics_addr =
             crate::metrics::serve(config.metrics_addr, metrics, stopping.clone()).await?;
         tracing::info!(%metrics_addr, "metrics listening");
@@ -158,6 +162,7 @@ impl Application {
         }
         listener_task.abort();
         tracing::info!("stopped");
+        crate::telemetry::flush().await;
         Ok(())
     }
 }
@@ -241,13 +246,7 @@ async fn sample_gauges(store: Store, feed: Feed, stopping: CancellationToken) {
             () = stopping.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let pool = store.pool();
-        let size = pool.size() as f64;
-        let idle = pool.num_idle() as f64;
-        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "in_use").set(size - idle);
-        metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "state" => "idle").set(idle);
-        metrics::gauge!(crate::metrics::POOL_MAX)
-            .set(f64::from(pool.options().get_max_connections()));
+        store.sample_pool_metrics();
         metrics::gauge!(crate::metrics::OPEN_STREAMS).set(feed.open_streams() as f64);
     }
 }

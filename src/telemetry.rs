@@ -1,28 +1,129 @@
-//! Logging, set up once per process. Logs go to standard output.
+//! Logging, set up once per process (logs go to standard output), and
+//! optional OpenTelemetry trace export.
+//!
+//! Traces are exported over OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! is set (e.g. `http://otel-collector:4317`); the exporter also honours the
+//! SDK's other `OTEL_*` variables (`OTEL_SERVICE_NAME`,
+//! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`, ...). Unset, no exporter is
+//! built and no span is even created (see [`exporting`]).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
+/// The variable that turns trace export on.
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// How long shutdown waits for the last spans to go out.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The tracer provider, when exporting; kept to flush it at shutdown.
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`),
-/// `format` chooses JSON lines or text.
+/// `format` chooses JSON lines or text, and spans go to the OTLP exporter
+/// when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Call it inside the Tokio
+/// runtime: the gRPC exporter needs one.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    // A second call (tests spawning the app twice) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder
+    let logs = match format {
+        // Span fields stay out of the lines: a log line looks the same with
+        // trace export on or off.
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
+            .with_span_list(false)
+            .boxed(),
         // Colours only for a terminal, never into files or log collectors.
-        LogFormat::Text => builder
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
             .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+            .boxed(),
     };
+    let (traces, exporter_error) = match trace_provider() {
+        Ok(Some(provider)) => {
+            let tracer = provider.tracer("article-service");
+            // A second init (tests spawning the app twice) keeps the first.
+            let _ = PROVIDER.set(provider);
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                None,
+            )
+        }
+        Ok(None) => (None, None),
+        Err(error) => (None, Some(error)),
+    };
+    // A second call (tests spawning the app twice) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+    match exporter_error {
+        Some(error) => {
+            tracing::warn!(%error, "cannot set up trace export; traces are not exported");
+        }
+        None if exporting() => tracing::info!("exporting traces over OTLP/gRPC"),
+        None => {}
+    }
+}
+
+/// Whether spans are exported. The call log creates its span only then, so
+/// that without an exporter tracing costs nothing.
+pub fn exporting() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// Sends the spans still buffered and stops the exporter; waits
+/// [`FLUSH_TIMEOUT`] at most. Does nothing when not exporting.
+pub async fn flush() {
+    let Some(provider) = PROVIDER.get().cloned() else {
+        return;
+    };
+    // Blocking: the SDK waits for its export thread.
+    let shutdown =
+        tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_TIMEOUT));
+    match tokio::time::timeout(FLUSH_TIMEOUT + Duration::from_secs(1), shutdown).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "cannot flush the last spans"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot flush the last spans"),
+        Err(_) => tracing::warn!("flushing the last spans took too long; some are lost"),
+    }
+}
+
+/// The provider exporting to `OTEL_EXPORTER_OTLP_ENDPOINT`, if set.
+fn trace_provider() -> Result<Option<SdkTracerProvider>, String> {
+    let endpoint_set = std::env::var(OTLP_ENDPOINT).is_ok_and(|value| !value.trim().is_empty());
+    if !endpoint_set {
+        return Ok(None);
+    }
+    // The endpoint comes from the environment, where the SDK reads it.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let resource = if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        Resource::builder().build()
+    } else {
+        Resource::builder()
+            .with_service_name("article-service")
+            .build()
+    };
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    ))
 }

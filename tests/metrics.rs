@@ -146,9 +146,55 @@ async fn metrics_show_calls_streams_pool_and_build() {
         ),
         Some(1.0)
     );
-    assert_eq!(value(&body, "article_db_pool_max_connections"), Some(16.0));
-    assert!(value(&body, "article_db_pool_connections{state=\"idle\"}").is_some());
-    assert!(value(&body, "article_db_pool_connections{state=\"in_use\"}").is_some());
+    assert_eq!(
+        value(&body, "article_db_pool_max_connections{pool=\"primary\"}"),
+        Some(16.0)
+    );
+    assert!(
+        value(
+            &body,
+            "article_db_pool_connections{pool=\"primary\",state=\"idle\"}"
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &body,
+            "article_db_pool_connections{pool=\"primary\",state=\"in_use\"}"
+        )
+        .is_some()
+    );
+    // Every store operation took its connection through the measured
+    // acquire (the health probe and the listener add theirs, so at least
+    // the six calls'); nobody waits now and no wait timed out.
+    assert!(
+        value(
+            &body,
+            "article_db_pool_acquire_seconds_count{pool=\"primary\"}"
+        )
+        .is_some_and(|count| count >= 6.0),
+        "{body}"
+    );
+    assert!(
+        body.contains("article_db_pool_acquire_seconds_bucket{pool=\"primary\",le=\"0.0001\"}")
+    );
+    assert_eq!(
+        value(&body, "article_db_pool_waiting{pool=\"primary\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "article_db_pool_acquire_timeouts_total{pool=\"primary\"}"
+        ),
+        Some(0.0)
+    );
+    // No read pool without DATABASE_READ_URL.
+    assert!(!body.contains("pool=\"read\""), "{body}");
+    assert!(
+        body.contains("# HELP article_feed_lag_positions "),
+        "{body}"
+    );
 
     drop(streams);
     let body = scrape_until(&addr, "streams closed", |body| {
@@ -161,5 +207,65 @@ async fn metrics_show_calls_streams_pool_and_build() {
             "grpc_server_handled_total{grpc_method=\"newsroom.content.v1.ArticleService/StreamNewArticles\",grpc_code=\"CANCELLED\"}"
         ),
         Some(2.0)
+    );
+}
+
+/// The feed's series: the listener's head and delivered positions, their
+/// difference (the lag), and its reconnects after the database was cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_feed_lag_and_listener_reconnects() {
+    let database_url = fresh_database().await;
+    let proxy = proxy::DbProxy::start(proxy::target_of(&database_url)).await;
+    let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database_url))).await;
+    let addr = metrics_addr(&server);
+    let mut client = server.client().await;
+
+    let mut reader = FeedReader::open(&mut client, &[], "").await;
+    for label in ["Lag one", "Lag two"] {
+        publish_new(&mut client, label, &["Metrics"]).await;
+    }
+    reader
+        .read_articles(2, Duration::from_secs(10))
+        .await
+        .expect("both articles");
+    let body = scrape_until(&addr, "both articles delivered", |body| {
+        value(body, "article_feed_delivered_position") == Some(2.0)
+    })
+    .await;
+    assert_eq!(value(&body, "article_feed_head_position"), Some(2.0));
+    assert_eq!(value(&body, "article_feed_lag_positions"), Some(0.0));
+    assert_eq!(
+        value(&body, "article_feed_listener_reconnects_total"),
+        Some(0.0)
+    );
+
+    // Cut: every connection drops, the listener's too, and it keeps trying
+    // until the database is back.
+    proxy.cut();
+    eventually("health NOT_SERVING", Duration::from_secs(10), || async {
+        server.health().await == NOT_SERVING
+    })
+    .await;
+    proxy.restore();
+    server.wait_until_serving().await;
+    scrape_until(&addr, "one reconnect", |body| {
+        value(body, "article_feed_listener_reconnects_total") == Some(1.0)
+    })
+    .await;
+
+    publish_new(&mut client, "Lag three", &["Metrics"]).await;
+    let status = reader
+        .read_resuming(&mut client, &[], 3, Duration::from_secs(15))
+        .await;
+    assert!(status.is_empty(), "the stream survived the cut: {status:?}");
+    let body = scrape_until(&addr, "the third article delivered", |body| {
+        value(body, "article_feed_delivered_position") == Some(3.0)
+    })
+    .await;
+    assert_eq!(value(&body, "article_feed_head_position"), Some(3.0));
+    assert_eq!(value(&body, "article_feed_lag_positions"), Some(0.0));
+    assert_eq!(
+        value(&body, "article_feed_listener_reconnects_total"),
+        Some(1.0)
     );
 }

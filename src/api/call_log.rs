@@ -58,13 +58,17 @@ where
             .cloned()
             .unwrap_or_else(new_request_id);
         request.headers_mut().insert(REQUEST_ID, request_id.clone());
+        let method = request.uri().path().to_owned();
+        let span = call_span(&method, &request_id);
         let call = Call {
-            method: request.uri().path().to_owned(),
+            method,
             request_id: request_id.clone(),
             started: Instant::now(),
             logged: false,
+            span: span.clone(),
         };
-        let response = self.inner.call(request);
+        let response = span.in_scope(|| self.inner.call(request));
+        let response = tracing::Instrument::instrument(response, span);
         Box::pin(async move {
             let mut response = response.await?;
             response.headers_mut().insert(REQUEST_ID, request_id);
@@ -92,6 +96,30 @@ struct Call {
     request_id: HeaderValue,
     started: Instant,
     logged: bool,
+    /// The call's trace span ([`call_span`]); ends when the call does.
+    span: tracing::Span,
+}
+
+/// A span for the whole call (for a stream, its whole life), with the
+/// OpenTelemetry RPC attributes and the request id; exported when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, not even created otherwise.
+fn call_span(path: &str, request_id: &HeaderValue) -> tracing::Span {
+    if !crate::telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    let name = path.trim_start_matches('/');
+    let (service, method) = name.split_once('/').unwrap_or(("", name));
+    tracing::info_span!(
+        "rpc",
+        otel.name = name,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        request_id = request_id.to_str().unwrap_or_default(),
+    )
 }
 
 impl Call {
@@ -99,6 +127,7 @@ impl Call {
         if std::mem::replace(&mut self.logged, true) {
             return;
         }
+        self.end_span(code);
         let elapsed = self.started.elapsed().as_secs_f64();
         let method = metric_label(&self.method);
         metrics::counter!(crate::metrics::CALLS, "grpc_method" => method, "grpc_code" => code_name(code))
@@ -119,6 +148,26 @@ impl Call {
                 rpc.method = %self.method, grpc.code = code as i32, grpc.status = ?code,
                 duration_ms, request_id, "call failed"
             ),
+        }
+    }
+}
+
+impl Call {
+    /// Records the outcome and ends the span. Errors are the server-side
+    /// codes of the OpenTelemetry RPC conventions (a NOT_FOUND is an answer).
+    fn end_span(&mut self, code: Code) {
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        span.record("rpc.grpc.status_code", code as i64);
+        if matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ) {
+            span.record("otel.status_code", "ERROR");
         }
     }
 }

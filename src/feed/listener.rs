@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::Token;
+use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
 use crate::store::FEED_CHANNEL;
 
 /// How long the LISTEN connection may take to answer a ping.
@@ -24,11 +25,20 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(options);
     let mut position: Option<i64> = None;
+    let mut lag = Lag::default();
+    let reconnects = metrics::counter!(LISTENER_RECONNECTS);
+    reconnects.absolute(0);
+    let mut connected_before = false;
     let mut backoff = Duration::from_millis(100);
     while !feed.shutdown.is_cancelled() {
         let mut listener = match connect(&listen_pool).await {
             Ok(listener) => {
                 backoff = Duration::from_millis(100);
+                // The first connection is not a reconnect; every later one
+                // follows a loss.
+                if std::mem::replace(&mut connected_before, true) {
+                    reconnects.increment(1);
+                }
                 listener
             }
             Err(error) => {
@@ -43,8 +53,8 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
         };
         // Whatever was stored while we were not listening (and a database
         // restored meanwhile).
-        check_head(&feed, &mut position).await;
-        catch_up(&feed, &mut position).await;
+        check_head(&feed, &mut position, &mut lag).await;
+        catch_up(&feed, &mut position, &mut lag).await;
         let mut safety_tick = tokio::time::interval_at(
             tokio::time::Instant::now() + feed.settings.safety_poll,
             feed.settings.safety_poll,
@@ -54,8 +64,8 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
             tokio::select! {
                 _ = feed.shutdown.cancelled() => return,
                 _ = safety_tick.tick() => {
-                    check_head(&feed, &mut position).await;
-                    catch_up(&feed, &mut position).await;
+                    check_head(&feed, &mut position, &mut lag).await;
+                    catch_up(&feed, &mut position, &mut lag).await;
                     // A connection to a host that vanished can stay silent
                     // forever instead of failing: make sure it answers.
                     if !answers(&mut listener).await {
@@ -69,8 +79,11 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                         // transaction stored: a burst of notifications costs
                         // one read, not one each.
                         let hint = notification.payload().parse::<i64>().ok();
+                        if let Some(hint) = hint {
+                            lag.stored_at_least(hint);
+                        }
                         if hint.is_none_or(|hint| position.is_none_or(|last| hint > last)) {
-                            catch_up(&feed, &mut position).await;
+                            catch_up(&feed, &mut position, &mut lag).await;
                         }
                     }
                     Ok(None) => {
@@ -108,7 +121,7 @@ async fn answers(listener: &mut PgListener) -> bool {
 /// subscription to do the same. Checked after every reconnect (a restore
 /// restarts the database) and on the safety tick; articles stored after a
 /// restore but before the check are taken as seen.
-async fn check_head(feed: &Feed, position: &mut Option<i64>) {
+async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     let Some(last) = *position else { return };
     let head = match feed.store.feed_head().await {
         Ok(head) => head,
@@ -117,6 +130,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>) {
             return;
         }
     };
+    lag.stored(head);
     if head < last {
         tracing::warn!(
             head,
@@ -124,6 +138,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>) {
             "the feed head went back (database restored?); following it from the head"
         );
         *position = Some(head);
+        lag.delivered(head);
         let _ = feed.sender.send(Arc::new(FeedItem {
             previous_position: head,
             position: head,
@@ -136,7 +151,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>) {
 /// Broadcasts every article stored after `position`. The first successful
 /// call only learns the current head: articles stored before the process
 /// started are not new to anyone subscribed to it.
-async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
+async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     let tokens = match feed.tokens.codec().await {
         Ok(tokens) => tokens,
         Err(error) => {
@@ -148,6 +163,8 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
         match feed.store.feed_head().await {
             Ok(head) => {
                 *position = Some(head);
+                lag.stored(head);
+                lag.delivered(head);
                 // A subscription opened before now read a head of its own,
                 // which may be older: articles stored in between would wait
                 // for the next article's gap check. The marker sends any
@@ -193,8 +210,46 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>) {
             let _ = feed.sender.send(Arc::new(item));
         }
         *position = Some(last);
+        lag.delivered(last);
         if !full_batch {
             break;
         }
+    }
+}
+
+/// The feed lag of this process, as metrics: the newest stored position it
+/// knows of (read from the table, or announced by a notification's payload)
+/// and the newest it has broadcast. Per process: each replica's listener
+/// reads and broadcasts on its own.
+#[derive(Debug, Default)]
+struct Lag {
+    head: i64,
+    delivered: i64,
+}
+
+impl Lag {
+    /// The head as just read from the table (it may have gone back).
+    fn stored(&mut self, head: i64) {
+        self.head = head;
+        self.publish();
+    }
+
+    /// A position known to be stored, so the head is at least there.
+    fn stored_at_least(&mut self, position: i64) {
+        self.head = self.head.max(position);
+        self.publish();
+    }
+
+    /// Everything up to `position` went out; it is stored, too.
+    fn delivered(&mut self, position: i64) {
+        self.delivered = position;
+        self.head = self.head.max(position);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        metrics::gauge!(FEED_HEAD).set(self.head as f64);
+        metrics::gauge!(FEED_DELIVERED).set(self.delivered as f64);
+        metrics::gauge!(FEED_LAG).set((self.head - self.delivered).max(0) as f64);
     }
 }

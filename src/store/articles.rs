@@ -25,7 +25,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Store;
+use super::{Role, Store};
 use crate::domain::article::{Article, TagRef, ValidArticle};
 use crate::domain::token::ArticlePageCursor;
 use crate::error::Result;
@@ -114,10 +114,11 @@ pub struct Upserted {
 impl Store {
     pub async fn article_by_id(&self, id: Uuid) -> Result<Option<Article>> {
         self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
             let row: Option<ArticleRow> =
                 sqlx::query_as(select_articles!("articles a WHERE a.id = $1"))
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
             Ok(row.map(Article::from))
         })
@@ -126,10 +127,11 @@ impl Store {
 
     pub async fn article_by_slug(&self, slug: &str) -> Result<Option<Article>> {
         self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
             let row: Option<ArticleRow> =
                 sqlx::query_as(select_articles!("articles a WHERE a.slug = $1"))
                     .bind(slug)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
             Ok(row.map(Article::from))
         })
@@ -146,9 +148,10 @@ impl Store {
         limit: u32,
     ) -> Result<ArticlePage> {
         self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
             let snapshot_position = match cursor {
                 Some(cursor) => cursor.snapshot_position,
-                None => self.feed_head_on(&self.pool).await?,
+                None => self.feed_head_on(&mut *conn).await?,
             };
             // One more row than asked tells whether another page follows.
             let fetch = i64::from(limit) + 1;
@@ -162,7 +165,7 @@ impl Store {
                     .bind(tag_slug)
                     .bind(snapshot_position)
                     .bind(fetch)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?
                 }
                 Some(cursor) => {
@@ -177,7 +180,7 @@ impl Store {
                     .bind(cursor.last_published_at)
                     .bind(cursor.last_id)
                     .bind(fetch)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?
                 }
             };

@@ -3,15 +3,19 @@
 
 use sqlx::PgExecutor;
 
-use super::Store;
 use super::articles::{ArticleRow, select_articles};
+use super::{Role, Store};
 use crate::domain::article::Article;
 use crate::error::Result;
 
 impl Store {
     /// The newest feed position stored (0 when there is none).
     pub async fn feed_head(&self) -> Result<i64> {
-        self.bounded(self.feed_head_on(&self.pool)).await
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Primary).await?;
+            self.feed_head_on(&mut *conn).await
+        })
+        .await
     }
 
     pub(super) async fn feed_head_on(&self, executor: impl PgExecutor<'_>) -> Result<i64> {
@@ -32,6 +36,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Article>> {
         self.bounded(async {
+            let mut conn = self.acquire(Role::Primary).await?;
             let rows: Vec<ArticleRow> = sqlx::query_as(select_articles!(
                 "articles a WHERE a.feed_position > $1 AND a.feed_position <= $2 ",
                 "AND (cardinality($3::text[]) = 0 OR a.tag_slugs && $3::text[]) ",
@@ -41,7 +46,7 @@ impl Store {
             .bind(up_to)
             .bind(tag_slugs)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
             Ok(rows.into_iter().map(Article::from).collect())
         })

@@ -3,6 +3,7 @@
 
 mod articles;
 mod feed;
+mod pool;
 mod tags;
 mod token_key;
 
@@ -14,6 +15,8 @@ use sqlx::{PgPool, Postgres};
 pub use articles::{ArticlePage, FEED_CHANNEL, ImportTransaction, Upserted};
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;
+
+use pool::Role;
 
 use crate::error::{Error, Result};
 
@@ -46,6 +49,9 @@ impl Default for PoolSettings {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Where the read RPCs read (`DATABASE_READ_URL`, e.g. a replica); the
+    /// primary pool when unset.
+    read_pool: Option<PgPool>,
     operation_timeout: Duration,
 }
 
@@ -54,17 +60,22 @@ impl Store {
     /// NOT_SERVING) even while the database is down, and recovers when it
     /// returns.
     pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(options);
-        Self::from_pool(pool, settings.operation_timeout)
+        Self::from_pool(lazy_pool(options, settings), settings.operation_timeout)
+    }
+
+    /// Adds a pool of its own for the read RPCs (GetArticle,
+    /// ListArticlesByTag, ListTags), connected lazily like the primary one:
+    /// a read database that is down makes those calls UNAVAILABLE and
+    /// nothing else.
+    pub fn with_read_pool(mut self, options: PgConnectOptions, settings: &PoolSettings) -> Self {
+        self.read_pool = Some(lazy_pool(options, settings));
+        self
     }
 
     pub fn from_pool(pool: PgPool, operation_timeout: Duration) -> Self {
         Self {
             pool,
+            read_pool: None,
             operation_timeout,
         }
     }
@@ -84,15 +95,18 @@ impl Store {
     /// Whether the database answers (for health checks).
     pub async fn ping(&self) -> Result<()> {
         self.bounded(async {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            let mut conn = self.acquire(Role::Primary).await?;
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
             Ok(())
         })
         .await
     }
 
-    /// Opens a transaction, bounded like any other operation.
+    /// Opens a transaction on the primary.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+        // What `Pool::begin` does, with the acquire measured.
+        let conn = self.acquire(Role::Primary).await?;
+        Ok(sqlx::Transaction::begin(conn, None).await?)
     }
 
     /// Runs one store operation within the operation timeout.
@@ -105,6 +119,14 @@ impl Store {
                 ))
             })
     }
+}
+
+fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(options)
 }
 
 /// `article-service migrate`: connects (waiting up to the acquire timeout)

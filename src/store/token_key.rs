@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use tokio::sync::OnceCell;
 
-use super::Store;
+use super::{Role, Store};
 use crate::domain::token::TokenCodec;
 use crate::error::Result;
 
@@ -40,14 +40,15 @@ impl Store {
         self.bounded(async {
             let mut candidate = [0u8; 32];
             rand::rng().fill_bytes(&mut candidate);
+            let mut conn = self.acquire(Role::Primary).await?;
             sqlx::query(
                 "INSERT INTO token_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&candidate[..])
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
             let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM token_keys WHERE id = 1")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *conn)
                 .await?;
             Ok(key)
         })
