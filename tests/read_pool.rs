@@ -1,0 +1,216 @@
+//! DATABASE_READ_URL: GetArticle, ListArticlesByTag and ListTags read from
+//! the read database; publishing, the live feed and health stay on
+//! DATABASE_URL. (Without it, every other test runs on one pool.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A password the read URLs carry, which must never be shown.
+const PASSWORD: &str = "Read-Pa55-Q7";
+
+/// A PostgreSQL URL with [`PASSWORD`] at a port nobody listens on:
+/// connecting is refused, so the pool retries until its acquire timeout.
+fn refused_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    format!("postgres://reader:{PASSWORD}@127.0.0.1:{port}/articles")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_come_from_the_read_database_and_writes_go_to_the_primary() {
+    let primary = fresh_database().await;
+    let replica = fresh_database().await;
+    let output = run_cli(&replica, &["import", SAMPLE]);
+    assert!(output.status.success(), "{output:?}");
+    let server = TestServer::start_with(
+        ServerOptions::new(&primary)
+            .env("DATABASE_READ_URL", &replica)
+            .env("DATABASE_READ_MAX_CONNECTIONS", "3"),
+    )
+    .await;
+    let mut client = server.client().await;
+
+    // Published to the primary, and out on the feed, which follows it.
+    let mut reader = FeedReader::open(&mut client, &[], "").await;
+    let published = publish_new(&mut client, "Primary only", &["Desk"]).await;
+    reader
+        .read_articles(1, Duration::from_secs(10))
+        .await
+        .expect("the feed");
+    assert_eq!(reader.ids(), vec![published.id.clone()]);
+    assert_eq!(store_order(&primary).await, vec![published.id.clone()]);
+
+    // Reads see the read database: the sample is there, the new article not.
+    let missing = get_by_slug(&mut client, &published.slug)
+        .await
+        .expect_err("not in the read database");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let sample = get_by_slug(&mut client, SAMPLE_SLUG)
+        .await
+        .expect("the sample, from the read database");
+    assert_eq!(sample.slug, SAMPLE_SLUG);
+    let replica_tags: Vec<String> =
+        sqlx::query_scalar("SELECT slug FROM tags WHERE article_count > 0 ORDER BY slug")
+            .fetch_all(&pool(&replica).await)
+            .await
+            .expect("the read database's tags");
+    assert!(!replica_tags.is_empty());
+    let listed: Vec<String> = list_all_tags(&mut client, 100)
+        .await
+        .into_iter()
+        .map(|summary| summary.tag.expect("a tag").slug)
+        .collect();
+    assert_eq!(listed, replica_tags);
+    let (desk, _) = list_all_by_tag(&mut client, "desk", 10).await;
+    assert!(desk.is_empty(), "{desk:?}");
+
+    // Four reads, each one connection from the read pool.
+    server
+        .wait_for_metric(
+            "article_db_pool_max_connections{pool=\"read\"}",
+            3.0,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        server
+            .metric("article_db_pool_acquire_seconds_count{pool=\"read\"}")
+            .await,
+        Some(4.0)
+    );
+    assert_eq!(
+        server
+            .metric("article_db_pool_acquire_timeouts_total{pool=\"read\"}")
+            .await,
+        Some(0.0)
+    );
+}
+
+/// The read database going away costs the reads only: they answer
+/// UNAVAILABLE, publishing goes on, health stays SERVING; reads recover
+/// with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_database_outage_fails_reads_only() {
+    let database = fresh_database().await;
+    let proxy = proxy::DbProxy::start(proxy::target_of(&database)).await;
+    let server = TestServer::start_with(
+        ServerOptions::new(&database).env("DATABASE_READ_URL", &proxy.url_for(&database)),
+    )
+    .await;
+    let mut client = server.client().await;
+    let before = publish_new(&mut client, "Before the cut", &["Desk"]).await;
+    get_by_slug(&mut client, &before.slug)
+        .await
+        .expect("read through the proxy");
+
+    proxy.cut();
+    for _ in 0..2 {
+        let status = get_by_slug(&mut client, &before.slug)
+            .await
+            .expect_err("the read database is gone");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    }
+    let status = client
+        .list_tags(article_service::proto::ListTagsRequest::default())
+        .await
+        .expect_err("the read database is gone");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let during = publish_new(&mut client, "During the cut", &["Desk"]).await;
+    // Longer than the 2 s health probe interval.
+    for _ in 0..6 {
+        assert_eq!(server.health().await, SERVING);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    proxy.restore();
+    eventually("reads recover", Duration::from_secs(10), || {
+        let mut client = client.clone();
+        let slug = during.slug.clone();
+        async move { get_by_slug(&mut client, &slug).await.is_ok() }
+    })
+    .await;
+}
+
+/// A read pool that cannot connect waits its acquire timeout, answers
+/// UNAVAILABLE and counts the timeout under `pool="read"`.
+#[tokio::test(flavor = "multi_thread")]
+async fn read_pool_acquire_timeouts_are_counted() {
+    let database = fresh_database().await;
+    let server = TestServer::start_with(
+        ServerOptions::new(&database)
+            .env("DATABASE_READ_URL", &refused_url())
+            .env("DATABASE_ACQUIRE_TIMEOUT_MS", "200"),
+    )
+    .await;
+    let mut client = server.client().await;
+    let published = publish_new(&mut client, "Unreadable", &["Desk"]).await;
+    for _ in 0..3 {
+        let status = get_by_slug(&mut client, &published.slug)
+            .await
+            .expect_err("no read database");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(!status.message().contains(PASSWORD));
+    }
+    assert_eq!(
+        server
+            .metric("article_db_pool_acquire_timeouts_total{pool=\"read\"}")
+            .await,
+        Some(3.0)
+    );
+    assert_eq!(
+        server
+            .metric("article_db_pool_acquire_seconds_count{pool=\"read\"}")
+            .await,
+        Some(3.0)
+    );
+    assert_eq!(
+        server
+            .metric("article_db_pool_acquire_timeouts_total{pool=\"primary\"}")
+            .await,
+        Some(0.0)
+    );
+    assert_eq!(server.health().await, SERVING);
+    for line in server.logs() {
+        assert!(!line.contains(PASSWORD), "the password leaked: {line}");
+    }
+}
+
+/// An unparsable DATABASE_READ_URL stops `serve` with a message that names
+/// the variable, not its value; `--help` does not show the value either.
+#[test]
+fn a_bad_read_url_fails_without_showing_its_password() {
+    let bad = format!("postgres://reader:{PASSWORD}@127.0.0.1:notaport/articles");
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", database_url_named("unused"))
+            .env("DATABASE_READ_URL", &bad)
+            .env("GRPC_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .output()
+            .expect("run article-service")
+    };
+    let served = run(&["serve"]);
+    assert!(!served.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&served.stdout),
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert!(
+        text.contains("DATABASE_READ_URL is not a valid PostgreSQL URL"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    let help = run(&["serve", "--help"]);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("DATABASE_READ_URL"), "{help}");
+    assert!(!help.contains(PASSWORD), "{help}");
+}
