@@ -19,6 +19,7 @@ pub mod proto {
 
 pub mod api;
 pub mod config;
+pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod feed;

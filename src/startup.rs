@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -13,6 +14,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::{AdmissionLayer, ArticleApi, CallLogLayer, PublishAuth};
 use crate::config::ServeConfig;
+use crate::connection::ServerConnection;
 use crate::feed::{Feed, FeedSettings, run_listener};
 use crate::proto::article_service_server::ArticleServiceServer;
 use crate::store::{Store, TokenKeys};
@@ -102,6 +104,7 @@ impl Application {
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
         let addr = incoming.local_addr()?;
+        let incoming = incoming.map(|accepted| accepted.map(ServerConnection::new));
 
         // Stop accepting calls only after streams were told to end, so that
         // graceful HTTP/2 shutdown has nothing long-lived to wait for.
