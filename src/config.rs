@@ -33,6 +33,9 @@ pub enum LogFormat {
     Text,
 }
 
+// Parsed once at startup and taken apart at once: the size difference
+// between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API.

@@ -21,10 +21,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
-/// Keeps every span it is sent, with its resource's attributes.
+/// A span as received, with its resource's attributes.
+type Received = (Vec<KeyValue>, Span);
+
+/// Keeps every span it is sent.
 #[derive(Clone, Default)]
 struct Collector {
-    spans: Arc<Mutex<Vec<(Vec<KeyValue>, Span)>>>,
+    spans: Arc<Mutex<Vec<Received>>>,
 }
 
 #[tonic::async_trait]
@@ -63,7 +66,7 @@ impl Collector {
     }
 
     /// The spans named `name`.
-    fn named(&self, name: &str) -> Vec<(Vec<KeyValue>, Span)> {
+    fn named(&self, name: &str) -> Vec<Received> {
         self.spans
             .lock()
             .unwrap()
