@@ -147,6 +147,41 @@ pub struct ServeConfig {
     /// Seconds a keepalive ping may go unanswered before the connection is closed.
     #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value_t = 20)]
     pub http2_keepalive_timeout: u64,
+
+    /// Milliseconds a call may take, at most, whatever deadline its caller
+    /// set (at most the contract's 5 s): a database that does not answer
+    /// gives UNAVAILABLE within it. StreamNewArticles is bounded only while
+    /// it is set up, not for the life of the stream.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=5_000))]
+    pub request_timeout_ms: u64,
+
+    /// Bytes a request message may have once decoded; a larger one gets
+    /// RESOURCE_EXHAUSTED. The default holds the largest valid article
+    /// (a 1 MiB body and its other fields) four times over.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..=64 * 1024 * 1024))]
+    pub max_message_bytes: u64,
+
+    /// Seconds a client connection lives before the server asks its client
+    /// to reconnect (HTTP/2 GOAWAY), so that load spreads over replicas
+    /// that started since; 0: connections live as long as their clients
+    /// want.
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value_t = 300)]
+    pub max_connection_age: u64,
+
+    /// Seconds after a connection's GOAWAY within which its StreamNewArticles
+    /// streams end with UNAVAILABLE (each at a random moment, so that their
+    /// clients do not all resume at once), to resume on a new connection.
+    #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub max_connection_age_grace: u64,
+
+    /// PEM file of the server's certificate chain; with TLS_KEY, the gRPC
+    /// port speaks TLS only. Unset (both): plaintext.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of TLS_CERT.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeConfig {

@@ -7,12 +7,14 @@ use anyhow::Context;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{AdmissionLayer, ArticleApi, CallLogLayer, PublishAuth};
+use crate::api::{
+    AdmissionLayer, ArticleApi, CallLogLayer, PublishAuth, oversized_is_resource_exhausted,
+};
 use crate::config::ServeConfig;
 use crate::connection::ServerConnection;
 use crate::feed::{Feed, FeedSettings, run_listener};
@@ -21,6 +23,8 @@ use crate::store::{Store, TokenKeys};
 
 /// The service name health reports on, besides "".
 const SERVICE_NAME: &str = "newsroom.content.v1.ArticleService";
+/// How long a client has to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often health asks the database whether it answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -98,7 +102,8 @@ impl Application {
             tokens,
             PublishAuth::new(config.publish_token.as_ref()),
             feed,
-        );
+        )
+        .with_request_timeout(Duration::from_millis(config.request_timeout_ms));
 
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
@@ -109,7 +114,7 @@ impl Application {
         // Stop accepting calls only after streams were told to end, so that
         // graceful HTTP/2 shutdown has nothing long-lived to wait for.
         let server_stop = CancellationToken::new();
-        let server = Server::builder()
+        let server = hardened(Server::builder(), &config)?
             .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
             .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
             .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
@@ -118,10 +123,17 @@ impl Application {
             .layer(AdmissionLayer::new(
                 usize::try_from(config.max_inflight_calls).unwrap_or(usize::MAX),
             ))
+            .layer(tower::util::MapResponseLayer::new(
+                oversized_is_resource_exhausted::<tonic::body::Body>,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ArticleServiceServer::new(api))
+            .add_service(
+                ArticleServiceServer::new(api).max_decoding_message_size(
+                    usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+                ),
+            )
             .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
         let mut server = tokio::spawn(server);
         tracing::info!(grpc_addr = %addr, "article-service listening");
@@ -168,6 +180,47 @@ impl Application {
         crate::telemetry::flush().await;
         Ok(())
     }
+}
+
+/// The server's limits (`REQUEST_TIMEOUT_MS`, `MAX_CONNECTION_AGE`) and TLS
+/// (`TLS_CERT`, `TLS_KEY`).
+fn hardened(builder: Server, config: &ServeConfig) -> anyhow::Result<Server> {
+    // A backstop: handlers answer UNAVAILABLE a little earlier (`deadline`),
+    // so this only ends a call whose request is slower to arrive (as
+    // CANCELLED). It bounds a stream's set-up, not the stream.
+    let mut builder = builder.timeout(Duration::from_millis(config.request_timeout_ms));
+    if config.max_connection_age > 0 {
+        // Only the age, not tonic's `max_connection_age_grace`: with a grace,
+        // tonic 0.14 sends no GOAWAY at the age and just drops the
+        // connection when the grace is over, calls and all. Without it, the
+        // connection closes once its calls are done: unary calls within the
+        // request timeout, feed streams within the grace (`feed`).
+        builder = builder.max_connection_age(Duration::from_secs(config.max_connection_age));
+    }
+    if let Some(tls) = server_tls(config)? {
+        builder = builder
+            .tls_config(tls)
+            .context("TLS_CERT and TLS_KEY do not make a usable certificate and key")?;
+    }
+    Ok(builder)
+}
+
+/// The TLS configuration from `TLS_CERT` and `TLS_KEY`, if both are set
+/// (clap refuses one without the other). Errors name the files, never
+/// their contents.
+fn server_tls(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert_path), Some(key_path)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let cert = std::fs::read(cert_path)
+        .with_context(|| format!("cannot read TLS_CERT {}", cert_path.display()))?;
+    let key = std::fs::read(key_path)
+        .with_context(|| format!("cannot read TLS_KEY {}", key_path.display()))?;
+    Ok(Some(
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert, key))
+            .timeout(TLS_HANDSHAKE_TIMEOUT),
+    ))
 }
 
 /// Reflection knows our service, health, and `google.rpc` error details

@@ -1,7 +1,8 @@
-//! Every unary call answers within the caller's deadline, or within 5 s when
-//! it set none: a database that stops answering gives UNAVAILABLE in time,
-//! rather than the caller's own DEADLINE_EXCEEDED (or tonic's CANCELLED) when
-//! the deadline passes.
+//! Every call answers within the caller's deadline and within the server's
+//! request timeout (`REQUEST_TIMEOUT_MS`, 5 s by default, the contract's
+//! bound): a database that stops answering gives UNAVAILABLE in time, rather
+//! than the caller's own DEADLINE_EXCEEDED (or tonic's CANCELLED) when the
+//! deadline passes.
 
 use std::time::Duration;
 
@@ -9,26 +10,38 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::{Error, Result};
 
-/// How long a call without a deadline may wait on the database: within the
-/// contract's 5 s, with room for the answer to travel. Store operations have
-/// their own, shorter bound; this one caps a call that makes several.
-pub const DEFAULT_BUDGET: Duration = Duration::from_millis(4_500);
+/// The request timeout when none is configured: the contract's 5 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The part of the request timeout kept for the answer to reach the caller:
+/// a tenth of it, at most this much (so 4.5 s of the default 5 s go to the
+/// call). Store operations have their own, shorter bound; this one caps a
+/// call that makes several.
+const MAX_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
 /// The part of a caller's deadline kept for the answer to reach it: a tenth
 /// of the deadline, at most this much.
 const MAX_MARGIN: Duration = Duration::from_millis(250);
 
-/// How long the call with this metadata may take.
-pub fn budget(metadata: &MetadataMap) -> Duration {
-    let Some(timeout) = metadata
+/// How long a call may take when the caller set no deadline, with the
+/// server's request timeout `timeout`.
+pub fn cap(timeout: Duration) -> Duration {
+    timeout - (timeout / 10).min(MAX_TIMEOUT_MARGIN)
+}
+
+/// How long the call with this metadata may take, with the server's request
+/// timeout `timeout`.
+pub fn budget(metadata: &MetadataMap, timeout: Duration) -> Duration {
+    let cap = cap(timeout);
+    let Some(deadline) = metadata
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout)
     else {
-        return DEFAULT_BUDGET;
+        return cap;
     };
-    let margin = (timeout / 10).min(MAX_MARGIN);
-    (timeout - margin).min(DEFAULT_BUDGET)
+    let margin = (deadline / 10).min(MAX_MARGIN);
+    (deadline - margin).min(cap)
 }
 
 /// Runs `call` within `budget`; past it, the call is UNAVAILABLE (the only
@@ -104,13 +117,32 @@ mod tests {
 
     #[test]
     fn the_budget_leaves_a_margin_within_the_deadline() {
-        assert_eq!(budget(&MetadataMap::new()), DEFAULT_BUDGET);
-        assert_eq!(budget(&metadata("garbage")), DEFAULT_BUDGET);
+        let default = Duration::from_millis(4_500);
+        let budget = |metadata: &MetadataMap| budget(metadata, DEFAULT_TIMEOUT);
+        assert_eq!(budget(&MetadataMap::new()), default);
+        assert_eq!(budget(&metadata("garbage")), default);
         assert_eq!(budget(&metadata("1500m")), Duration::from_millis(1_350));
         assert_eq!(budget(&metadata("3S")), Duration::from_millis(2_750));
         assert_eq!(budget(&metadata("100m")), Duration::from_millis(90));
-        assert_eq!(budget(&metadata("1H")), DEFAULT_BUDGET);
+        assert_eq!(budget(&metadata("1H")), default);
         assert_eq!(budget(&metadata("0n")), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_request_timeout_caps_every_budget() {
+        assert_eq!(cap(DEFAULT_TIMEOUT), Duration::from_millis(4_500));
+        assert_eq!(cap(Duration::from_secs(2)), Duration::from_millis(1_800));
+        assert_eq!(cap(Duration::from_millis(400)), Duration::from_millis(360));
+        let timeout = Duration::from_millis(400);
+        assert_eq!(
+            budget(&MetadataMap::new(), timeout),
+            Duration::from_millis(360)
+        );
+        assert_eq!(budget(&metadata("3S"), timeout), Duration::from_millis(360));
+        assert_eq!(
+            budget(&metadata("200m"), timeout),
+            Duration::from_millis(180)
+        );
     }
 
     #[tokio::test]

@@ -6,10 +6,12 @@ mod auth;
 mod call_log;
 pub mod convert;
 mod deadline;
+mod message_size;
 mod service;
 mod status;
 
 pub use admission::AdmissionLayer;
 pub use auth::PublishAuth;
 pub use call_log::CallLogLayer;
+pub use message_size::oversized_is_resource_exhausted;
 pub use service::ArticleApi;

@@ -1,6 +1,7 @@
 //! `newsroom.content.v1.ArticleService`: thin handlers.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use time::OffsetDateTime;
@@ -33,6 +34,8 @@ pub struct ArticleApi {
     tokens: TokenKeys,
     auth: PublishAuth,
     feed: Feed,
+    /// The server's request timeout, which caps every call's budget.
+    request_timeout: Duration,
 }
 
 impl ArticleApi {
@@ -42,7 +45,21 @@ impl ArticleApi {
             tokens,
             auth,
             feed,
+            request_timeout: deadline::DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Calls take at most `timeout` (see `deadline`).
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        Self {
+            request_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// How long the call with this metadata may take.
+    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
+        deadline::budget(metadata, self.request_timeout)
     }
 
     async fn get_article(&self, request: GetArticleRequest) -> Result<GetArticleResponse> {
@@ -203,14 +220,15 @@ impl ArticleApi {
 }
 
 /// Each call runs within its budget (`deadline`): the caller's deadline, or
-/// the contract's 5 s, less a margin for the answer to travel.
+/// the request timeout (the contract's 5 s), less a margin for the answer to
+/// travel.
 #[tonic::async_trait]
 impl ArticleService for ArticleApi {
     async fn get_article(
         &self,
         request: Request<GetArticleRequest>,
     ) -> Result<Response<GetArticleResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
+        let budget = self.budget(request.metadata());
         let response = deadline::within(budget, self.get_article(request.into_inner())).await?;
         Ok(Response::new(response))
     }
@@ -219,7 +237,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<ListArticlesByTagRequest>,
     ) -> Result<Response<ListArticlesByTagResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
+        let budget = self.budget(request.metadata());
         let response =
             deadline::within(budget, self.list_articles_by_tag(request.into_inner())).await?;
         Ok(Response::new(response))
@@ -235,7 +253,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<StreamNewArticlesRequest>,
     ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
-        let budget = deadline::budget(request.metadata());
+        let budget = self.budget(request.metadata());
         let stream =
             deadline::within(budget, self.stream_new_articles(request.into_inner())).await?;
         Ok(Response::new(stream))
@@ -245,7 +263,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<PublishArticleRequest>,
     ) -> Result<Response<PublishArticleResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
+        let budget = self.budget(request.metadata());
         let response = deadline::within(budget, self.publish_article(request)).await?;
         Ok(Response::new(response))
     }
@@ -254,7 +272,7 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<ListTagsRequest>,
     ) -> Result<Response<ListTagsResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
+        let budget = self.budget(request.metadata());
         let response = deadline::within(budget, self.list_tags(request.into_inner())).await?;
         Ok(Response::new(response))
     }

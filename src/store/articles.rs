@@ -38,6 +38,17 @@ const FEED_LOCK_KEY: i64 = 0x4172_7446_6565_6431;
 /// is only a hint: listeners re-read the table from their own position.
 pub const FEED_CHANNEL: &str = "article_feed";
 
+/// The NOTIFY channel that tells every replica which stored articles an
+/// update changed, so that their read caches drop them. Updates are not on
+/// the feed, so this is their only path. The payload is the changed ids,
+/// comma-separated, or `*` (anything may have changed) when they would not
+/// fit in a notification.
+pub const CHANGES_CHANNEL: &str = "article_changes";
+
+/// Ids one change notification names, at most (37 bytes each, within
+/// PostgreSQL's 8,000-byte payload limit).
+const MAX_CHANGED_IDS_PER_NOTIFICATION: usize = 200;
+
 /// The columns of `ArticleRow`, in its order.
 macro_rules! select_articles {
     ($($rest:literal),*) => {
@@ -517,6 +528,12 @@ impl WritePlan {
                 .bind(&self.retagged)
                 .execute(&mut *conn)
                 .await?;
+            // Delivered at commit, like the feed's; read caches drop these.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(changes_payload(&self.retagged))
+                .execute(&mut *conn)
+                .await?;
         }
         if !self.link_tags.is_empty() {
             sqlx::query(
@@ -554,6 +571,18 @@ impl WritePlan {
         }
         Ok(())
     }
+}
+
+/// The payload of a change notification (see `CHANGES_CHANNEL`).
+fn changes_payload(changed: &[Uuid]) -> String {
+    if changed.len() > MAX_CHANGED_IDS_PER_NOTIFICATION {
+        return "*".to_owned();
+    }
+    changed
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn record(article: &Article) -> Result<serde_json::Value> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use articles::{ArticlePage, FEED_CHANNEL, ImportTransaction, Upserted};
+pub use articles::{ArticlePage, CHANGES_CHANNEL, FEED_CHANNEL, ImportTransaction, Upserted};
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;
 
