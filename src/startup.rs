@@ -17,7 +17,7 @@ use crate::api::{
 };
 use crate::config::ServeConfig;
 use crate::connection::ServerConnection;
-use crate::feed::{Feed, FeedSettings, run_listener};
+use crate::feed::{ConnectionAge, Feed, FeedSettings, run_listener};
 use crate::proto::article_service_server::ArticleServiceServer;
 use crate::store::{Store, TokenKeys};
 
@@ -103,7 +103,11 @@ impl Application {
             PublishAuth::new(config.publish_token.as_ref()),
             feed,
         )
-        .with_request_timeout(Duration::from_millis(config.request_timeout_ms));
+        .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
+        .with_connection_age((config.max_connection_age > 0).then(|| ConnectionAge {
+            age: Duration::from_secs(config.max_connection_age),
+            grace: Duration::from_secs(config.max_connection_age_grace),
+        }));
 
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use futures::Stream;
 use time::OffsetDateTime;
+use tokio::time::Instant;
+use tonic::transport::server::TlsConnectInfo;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -16,7 +18,8 @@ use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
 use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
 use crate::error::{Error, Result};
-use crate::feed::{EncodedStreamResponse, Feed};
+use crate::connection::ConnectionInfo;
+use crate::feed::{ConnectionAge, EncodedStreamResponse, Feed};
 use crate::proto::article_service_server::ArticleService;
 use crate::proto::{
     GetArticleRequest, GetArticleResponse, ListArticlesByTagRequest, ListArticlesByTagResponse,
@@ -39,6 +42,8 @@ pub struct ArticleApi {
 }
 
 impl ArticleApi {
+    /// When feed streams end for their connection's age; `None`: never.
+    connection_age: Option<ConnectionAge>,
     pub fn new(store: Store, tokens: TokenKeys, auth: PublishAuth, feed: Feed) -> Self {
         Self {
             store,
@@ -56,9 +61,34 @@ impl ArticleApi {
             ..self
         }
     }
+            connection_age: None,
 
     /// How long the call with this metadata may take.
     fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
+    /// Feed streams end for their connection's age (see [`ConnectionAge`]).
+    pub fn with_connection_age(self, connection_age: Option<ConnectionAge>) -> Self {
+        Self {
+            connection_age,
+            ..self
+        }
+    }
+
+    /// When a feed stream of the call with these extensions ends: from when
+    /// its connection was accepted, or, should that be unknown, from now.
+    fn stream_end(&self, extensions: &tonic::Extensions) -> Option<Instant> {
+        let connection_age = self.connection_age?;
+        let accepted_at = extensions
+            .get::<ConnectionInfo>()
+            .map(|info| info.accepted_at)
+            .or_else(|| {
+                extensions
+                    .get::<TlsConnectInfo<ConnectionInfo>>()
+                    .map(|info| info.get_ref().accepted_at)
+            })
+            .unwrap_or_else(Instant::now);
+        Some(connection_age.stream_end(accepted_at))
+    }
+
         deadline::budget(metadata, self.request_timeout)
     }
 
@@ -214,7 +244,11 @@ impl ArticleApi {
                 }
             },
         };
-        let subscription = self.feed.subscribe(tag_slugs, resume_position).await?;
+        let subscription = self
+            .feed
+            .subscribe(tag_slugs, resume_position)
+            .await?
+            .ending_at(ends_at);
         Ok(Box::pin(subscription.into_stream()))
     }
 }
@@ -251,11 +285,16 @@ impl ArticleService for ArticleApi {
     /// The budget bounds setting the stream up, not the stream.
     async fn stream_new_articles(
         &self,
+        ends_at: Option<Instant>,
         request: Request<StreamNewArticlesRequest>,
     ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
         let budget = self.budget(request.metadata());
-        let stream =
-            deadline::within(budget, self.stream_new_articles(request.into_inner())).await?;
+        let ends_at = self.stream_end(request.extensions());
+        let stream = deadline::within(
+            budget,
+            self.stream_new_articles(request.into_inner(), ends_at),
+        )
+        .await?;
         Ok(Response::new(stream))
     }
 

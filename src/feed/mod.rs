@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::{Store, TokenKeys};
 
 pub use listener::run_listener;
-pub use subscription::Subscription;
+pub use subscription::{ConnectionAge, Subscription};
 pub use wire::EncodedStreamResponse;
 
 /// What the listener broadcasts to every subscription.

@@ -4,10 +4,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{FutureExt, Stream};
+use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
@@ -25,7 +29,33 @@ pub struct Subscription {
     /// Every article up to here has been delivered or filtered out.
     position: i64,
     tag_slugs: Arc<[String]>,
+    /// When the stream ends for its connection's age, if it does.
+    ends_at: Option<Instant>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// `MAX_CONNECTION_AGE` and its grace, as they concern streams: the server
+/// sends GOAWAY when a connection reaches its age, and each stream on it
+/// ends with UNAVAILABLE a little later, within the grace. Not before the
+/// GOAWAY: the client would resume on the same connection, only to be ended
+/// again. After it, the client resumes on a new connection, maybe to another
+/// replica, and the old connection closes once its unary calls are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionAge {
+    pub age: Duration,
+    pub grace: Duration,
+}
+
+impl ConnectionAge {
+    /// When a stream on a connection accepted at `accepted_at` ends: at a
+    /// random moment from a tenth to half of the grace past the age, so
+    /// that the streams of one connection (and of connections accepted
+    /// together) do not all resume at once, and the GOAWAY comes first.
+    pub fn stream_end(&self, accepted_at: Instant) -> Instant {
+        let grace = self.grace.as_secs_f64();
+        let past_the_age = rand::rng().random_range(grace * 0.1..=grace * 0.5);
+        accepted_at + self.age + Duration::from_secs_f64(past_the_age)
+    }
 }
 
 impl Feed {
@@ -58,14 +88,24 @@ impl Feed {
             receiver,
             position,
             tag_slugs: tag_slugs.into(),
+            ends_at: None,
             _permit: permit,
         })
     }
 }
 
 impl Subscription {
+    /// Ends the stream at `at` (see [`ConnectionAge`]).
+    pub fn ending_at(self, at: Option<Instant>) -> Self {
+        Self {
+            ends_at: at,
+            ..self
+        }
+    }
+
     /// The stream of messages. It ends only with an error status: on
-    /// shutdown, or when the database is needed and cannot be reached.
+    /// shutdown, at its end (`ending_at`), or when the database is needed
+    /// and cannot be reached.
     pub fn into_stream(
         mut self,
     ) -> impl Stream<Item = Result<EncodedStreamResponse, Status>> + Send + 'static {
@@ -77,7 +117,9 @@ impl Subscription {
             // node, instead of the node every stream shares, and its waiter
             // stays registered instead of being added and removed each time.
             let shutdown = feed.shutdown.child_token();
-            let mut shutdown_signal = std::pin::pin!(shutdown.clone().cancelled_owned());
+            // The server's shutdown or the connection's age, whichever
+            // comes first, and the status the stream then ends with.
+            let mut shutdown_signal = std::pin::pin!(ending(shutdown.clone(), self.ends_at));
             let wanted: HashSet<String> = self.tag_slugs.iter().cloned().collect();
             let mut heartbeat = tokio::time::interval_at(
                 tokio::time::Instant::now() + feed.settings.heartbeat_interval,
@@ -89,8 +131,8 @@ impl Subscription {
                 loop {
                     let batch = tokio::select! {
                         biased;
-                        () = &mut shutdown_signal => {
-                            yield Err(shutting_down());
+                        status = &mut shutdown_signal => {
+                            yield Err(status);
                             return;
                         }
                         batch = self.catch_up_batch() => batch,
@@ -126,8 +168,8 @@ impl Subscription {
                 loop {
                     tokio::select! {
                         biased;
-                        () = &mut shutdown_signal => {
-                            yield Err(shutting_down());
+                        status = &mut shutdown_signal => {
+                            yield Err(status);
                             return;
                         }
                         // Before the broadcast, so that a busy stream of
@@ -253,6 +295,51 @@ impl Subscription {
     }
 }
 
+/// Resolves, with the status to end the stream with, on shutdown or at
+/// `ends_at`.
+async fn ending(shutdown: CancellationToken, ends_at: Option<Instant>) -> Status {
+    let aged = async {
+        match ends_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled_owned() => shutting_down(),
+        () = aged => Status::unavailable(
+            "this connection reached its age limit; resume from your last resume_token on a new connection",
+        ),
+    }
+}
+
 fn shutting_down() -> Status {
     Status::unavailable("the server is shutting down; resume from your last resume_token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_ends_within_the_first_half_of_the_grace_after_the_age() {
+        let connection_age = ConnectionAge {
+            age: Duration::from_secs(300),
+            grace: Duration::from_secs(10),
+        };
+        let accepted_at = Instant::now();
+        let earliest = accepted_at + Duration::from_secs(301);
+        let latest = accepted_at + Duration::from_secs(305);
+        let ends: Vec<Instant> = (0..1_000)
+            .map(|_| connection_age.stream_end(accepted_at))
+            .collect();
+        assert!(ends.iter().all(|end| (earliest..=latest).contains(end)));
+        // Spread, not one moment for every stream.
+        let first = ends.iter().min().copied();
+        let last = ends.iter().max().copied();
+        assert!(
+            last.zip(first)
+                .is_some_and(|(last, first)| last - first > Duration::from_secs(3))
+        );
+    }
 }
