@@ -39,11 +39,11 @@ pub struct ArticleApi {
     feed: Feed,
     /// The server's request timeout, which caps every call's budget.
     request_timeout: Duration,
+    /// When feed streams end for their connection's age; `None`: never.
+    connection_age: Option<ConnectionAge>,
 }
 
 impl ArticleApi {
-    /// When feed streams end for their connection's age; `None`: never.
-    connection_age: Option<ConnectionAge>,
     pub fn new(store: Store, tokens: TokenKeys, auth: PublishAuth, feed: Feed) -> Self {
         Self {
             store,
@@ -51,6 +51,7 @@ impl ArticleApi {
             auth,
             feed,
             request_timeout: deadline::DEFAULT_TIMEOUT,
+            connection_age: None,
         }
     }
 
@@ -61,10 +62,7 @@ impl ArticleApi {
             ..self
         }
     }
-            connection_age: None,
 
-    /// How long the call with this metadata may take.
-    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
     /// Feed streams end for their connection's age (see [`ConnectionAge`]).
     pub fn with_connection_age(self, connection_age: Option<ConnectionAge>) -> Self {
         Self {
@@ -89,6 +87,8 @@ impl ArticleApi {
         Some(connection_age.stream_end(accepted_at))
     }
 
+    /// How long the call with this metadata may take.
+    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
         deadline::budget(metadata, self.request_timeout)
     }
 
@@ -218,6 +218,7 @@ impl ArticleApi {
     async fn stream_new_articles(
         &self,
         request: StreamNewArticlesRequest,
+        ends_at: Option<Instant>,
     ) -> Result<<Self as ArticleService>::StreamNewArticlesStream> {
         if request.tags.len() > MAX_STREAM_TAGS {
             return Err(Error::invalid(
@@ -285,7 +286,6 @@ impl ArticleService for ArticleApi {
     /// The budget bounds setting the stream up, not the stream.
     async fn stream_new_articles(
         &self,
-        ends_at: Option<Instant>,
         request: Request<StreamNewArticlesRequest>,
     ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
         let budget = self.budget(request.metadata());
