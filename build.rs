@@ -28,8 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(descriptors.clone())?;
 
     // The server apart, using those messages (`crate::proto`), except that
-    // StreamNewArticles sends `feed::wire::EncodedStreamResponse`, which
-    // carries the article already encoded (see there). The exact path wins
+    // the responses that carry articles carry them already encoded:
+    // StreamNewArticles sends `feed::wire::EncodedStreamResponse` (see
+    // there), the reads `api::wire`'s. The exact path wins
     // over the package's. `src/lib.rs` includes the result in `proto`.
     let server_dir = out_dir.join("server");
     std::fs::create_dir_all(&server_dir)?;
@@ -41,6 +42,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(
             ".newsroom.content.v1.StreamNewArticlesResponse",
             "crate::feed::wire::EncodedStreamResponse",
+        )
+        // GetArticle and ListArticlesByTag send articles as the read cache
+        // keeps them, encoded (`api::wire`).
+        .extern_path(
+            ".newsroom.content.v1.GetArticleResponse",
+            "crate::api::wire::EncodedGetArticleResponse",
+        )
+        .extern_path(
+            ".newsroom.content.v1.ListArticlesByTagResponse",
+            "crate::api::wire::EncodedListArticlesByTagResponse",
         )
         .compile_fds(descriptors)?;
     Ok(())

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::cache::CacheSettings;
 use crate::store::PoolSettings;
 
 #[derive(Debug, Parser)]
@@ -182,6 +183,19 @@ pub struct ServeConfig {
     /// PEM file of the private key of TLS_CERT.
     #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Bytes of encoded articles and first pages of tags the read cache
+    /// keeps, at most (three quarters articles, a quarter pages); 0 turns
+    /// it off.
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_max_bytes: u64,
+
+    /// Seconds a cached article or page is served, at most. Changes reach
+    /// every replica's cache through the database's notifications within
+    /// milliseconds; this bounds staleness even if that path fails
+    /// unnoticed.
+    #[arg(long, env = "CACHE_TTL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cache_ttl: u64,
 }
 
 impl ServeConfig {
@@ -206,6 +220,15 @@ impl ServeConfig {
                 .database_read_max_connections
                 .unwrap_or(self.database_max_connections),
             ..self.pool_settings()
+        }
+    }
+
+    pub fn cache_settings(&self) -> CacheSettings {
+        let page_bytes = self.cache_max_bytes / 4;
+        CacheSettings {
+            article_bytes: self.cache_max_bytes - page_bytes,
+            page_bytes,
+            time_to_live: Duration::from_secs(self.cache_ttl),
         }
     }
 

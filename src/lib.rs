@@ -18,6 +18,7 @@ pub mod proto {
 }
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod connection;
 pub mod domain;

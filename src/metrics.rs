@@ -46,6 +46,8 @@ pub const FEED_LAG: &str = "article_feed_lag_positions";
 pub const POOL_ACQUIRE_SECONDS: &str = "article_db_pool_acquire_seconds";
 pub const POOL_WAITING: &str = "article_db_pool_waiting";
 pub const POOL_ACQUIRE_TIMEOUTS: &str = "article_db_pool_acquire_timeouts_total";
+pub const CACHE_LOOKUPS: &str = "article_cache_lookups_total";
+pub const CACHE_SIZE_BYTES: &str = "article_cache_size_bytes";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -81,6 +83,14 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(CALLS, "gRPC calls finished, by method and status code.");
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "Read cache lookups, by kind (article, first_page) and result (hit, miss)."
+    );
+    describe_gauge!(
+        CACHE_SIZE_BYTES,
+        "Bytes of encoded messages in the read cache, by kind (article, first_page)."
+    );
     describe_histogram!(
         CALL_SECONDS,
         metrics::Unit::Seconds,

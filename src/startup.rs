@@ -7,14 +7,15 @@ use anyhow::Context;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::{
     AdmissionLayer, ArticleApi, CallLogLayer, PublishAuth, oversized_is_resource_exhausted,
 };
+use crate::cache::ReadCache;
 use crate::config::ServeConfig;
 use crate::connection::ServerConnection;
 use crate::feed::{ConnectionAge, Feed, FeedSettings, run_listener};
@@ -64,6 +65,7 @@ impl Application {
         }
         let tokens = TokenKeys::new(store.clone());
         let stopping = CancellationToken::new();
+        let cache = ReadCache::new(config.cache_settings());
 
         let feed = Feed::new(
             store.clone(),
@@ -77,6 +79,7 @@ impl Application {
                 scan_window: i64::from(config.feed_batch_size) * 100,
                 ..FeedSettings::default()
             },
+            cache.clone(),
             stopping.clone(),
         );
         let listener_task = tokio::spawn(run_listener(feed.clone(), options));
@@ -84,7 +87,12 @@ impl Application {
         let metrics_addr =
             crate::metrics::serve(config.metrics_addr, metrics, stopping.clone()).await?;
         tracing::info!(%metrics_addr, "metrics listening");
-        tokio::spawn(sample_gauges(store.clone(), feed.clone(), stopping.clone()));
+        tokio::spawn(sample_gauges(
+            store.clone(),
+            feed.clone(),
+            cache.clone(),
+            stopping.clone(),
+        ));
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
@@ -102,6 +110,7 @@ impl Application {
             tokens,
             PublishAuth::new(config.publish_token.as_ref()),
             feed,
+            cache,
         )
         .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
         .with_connection_age((config.max_connection_age > 0).then(|| ConnectionAge {
@@ -133,11 +142,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(
-                ArticleServiceServer::new(api).max_decoding_message_size(
-                    usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
-                ),
-            )
+            .add_service(ArticleServiceServer::new(api).max_decoding_message_size(
+                usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+            ))
             .serve_with_incoming_shutdown(incoming, server_stop.clone().cancelled_owned());
         let mut server = tokio::spawn(server);
         tracing::info!(grpc_addr = %addr, "article-service listening");
@@ -299,7 +306,7 @@ async fn report_health(store: Store, health: HealthReporter, stopping: Cancellat
 }
 
 /// Samples the gauges that describe state rather than events.
-async fn sample_gauges(store: Store, feed: Feed, stopping: CancellationToken) {
+async fn sample_gauges(store: Store, feed: Feed, cache: ReadCache, stopping: CancellationToken) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -308,6 +315,7 @@ async fn sample_gauges(store: Store, feed: Feed, stopping: CancellationToken) {
         }
         store.sample_pool_metrics();
         metrics::gauge!(crate::metrics::OPEN_STREAMS).set(feed.open_streams() as f64);
+        cache.report_size();
     }
 }
 

@@ -9,6 +9,7 @@ mod deadline;
 mod message_size;
 mod service;
 mod status;
+pub mod wire;
 
 pub use admission::AdmissionLayer;
 pub use auth::PublishAuth;

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
+use prost::bytes::Bytes;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tonic::transport::server::TlsConnectInfo;
@@ -13,18 +14,20 @@ use uuid::Uuid;
 use super::auth::PublishAuth;
 use super::convert::{article_to_proto, draft_from_proto, tag_to_proto};
 use super::deadline;
-use crate::domain::article::{self, resolve_tag};
+use super::wire::{EncodedGetArticleResponse, EncodedListArticlesByTagResponse, encode_article};
+use crate::cache::{CachedPage, Epoch, ReadCache};
+use crate::connection::ConnectionInfo;
+use crate::domain::article::{self, Article, resolve_tag};
 use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
 use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
 use crate::error::{Error, Result};
-use crate::connection::ConnectionInfo;
 use crate::feed::{ConnectionAge, EncodedStreamResponse, Feed};
 use crate::proto::article_service_server::ArticleService;
 use crate::proto::{
-    GetArticleRequest, GetArticleResponse, ListArticlesByTagRequest, ListArticlesByTagResponse,
-    ListTagsRequest, ListTagsResponse, PublishArticleRequest, PublishArticleResponse,
-    StreamNewArticlesRequest, TagSummary, get_article_request::Key,
+    GetArticleRequest, ListArticlesByTagRequest, ListTagsRequest, ListTagsResponse,
+    PublishArticleRequest, PublishArticleResponse, StreamNewArticlesRequest, TagSummary,
+    get_article_request::Key,
 };
 use crate::store::{Store, TokenKeys};
 
@@ -37,6 +40,7 @@ pub struct ArticleApi {
     tokens: TokenKeys,
     auth: PublishAuth,
     feed: Feed,
+    cache: ReadCache,
     /// The server's request timeout, which caps every call's budget.
     request_timeout: Duration,
     /// When feed streams end for their connection's age; `None`: never.
@@ -44,22 +48,21 @@ pub struct ArticleApi {
 }
 
 impl ArticleApi {
-    pub fn new(store: Store, tokens: TokenKeys, auth: PublishAuth, feed: Feed) -> Self {
+    pub fn new(
+        store: Store,
+        tokens: TokenKeys,
+        auth: PublishAuth,
+        feed: Feed,
+        cache: ReadCache,
+    ) -> Self {
         Self {
             store,
             tokens,
             auth,
             feed,
+            cache,
             request_timeout: deadline::DEFAULT_TIMEOUT,
             connection_age: None,
-        }
-    }
-
-    /// Calls take at most `timeout` (see `deadline`).
-    pub fn with_request_timeout(self, timeout: Duration) -> Self {
-        Self {
-            request_timeout: timeout,
-            ..self
         }
     }
 
@@ -87,12 +90,20 @@ impl ArticleApi {
         Some(connection_age.stream_end(accepted_at))
     }
 
+    /// Calls take at most `timeout` (see `deadline`).
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        Self {
+            request_timeout: timeout,
+            ..self
+        }
+    }
+
     /// How long the call with this metadata may take.
     fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
         deadline::budget(metadata, self.request_timeout)
     }
 
-    async fn get_article(&self, request: GetArticleRequest) -> Result<GetArticleResponse> {
+    async fn get_article(&self, request: GetArticleRequest) -> Result<EncodedGetArticleResponse> {
         let found = match request.key {
             None => return Err(Error::invalid("key", "give the article's id or its slug")),
             Some(Key::Id(id)) if id.is_empty() => return Err(Error::invalid("id", "id is empty")),
@@ -102,24 +113,58 @@ impl ArticleApi {
             Some(Key::Id(id)) => {
                 let id =
                     Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?;
-                self.store.article_by_id(id).await?
+                self.article_by_id(id).await?
             }
             // A slug that breaks the slug rule cannot have been stored.
             Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => None,
-            Some(Key::Slug(slug)) => self.store.article_by_slug(&slug).await?,
+            Some(Key::Slug(slug)) => match self.cache.article_id(&slug) {
+                Some(id) => self.article_by_id(id).await?,
+                None => {
+                    let seen = self.cache.epoch();
+                    let found = self.store.article_by_slug(&slug).await?;
+                    found.map(|article| self.keep(seen, &article))
+                }
+            },
         };
         let article = found.ok_or_else(|| Error::NotFound("no such article".into()))?;
-        Ok(GetArticleResponse {
-            article: Some(article_to_proto(&article)),
+        Ok(EncodedGetArticleResponse {
+            article: Some(article),
         })
+    }
+
+    /// The encoded article, from the cache or else the database.
+    async fn article_by_id(&self, id: Uuid) -> Result<Option<Bytes>> {
+        if let Some(encoded) = self.cache.article(id) {
+            return Ok(Some(encoded));
+        }
+        let seen = self.cache.epoch();
+        let found = self.store.article_by_id(id).await?;
+        Ok(found.map(|article| self.keep(seen, &article)))
+    }
+
+    /// Encodes an article read from the database, and caches it.
+    fn keep(&self, seen: Epoch, article: &Article) -> Bytes {
+        let encoded = encode_article(&article_to_proto(article));
+        self.cache
+            .fill_article(seen, article.id, &article.slug, encoded.clone());
+        encoded
     }
 
     async fn list_articles_by_tag(
         &self,
         request: ListArticlesByTagRequest,
-    ) -> Result<ListArticlesByTagResponse> {
+    ) -> Result<EncodedListArticlesByTagResponse> {
         let tag_slug = resolve_tag("tag", &request.tag)?;
         let limit = page_size(request.page_size)?;
+        if request.page_token.is_empty()
+            && let Some(page) = self.cache.first_page(&tag_slug, limit)
+        {
+            return Ok(EncodedListArticlesByTagResponse {
+                articles: page.articles.clone(),
+                next_page_token: page.next_page_token.clone(),
+            });
+        }
+        let seen = self.cache.epoch();
         let cursor = match request.page_token.as_str() {
             "" => None,
             token => match self.tokens.codec().await?.open(token) {
@@ -132,6 +177,7 @@ impl ArticleApi {
                 }
             },
         };
+        let first_page = cursor.is_none();
         let page = self
             .store
             .articles_by_tag(&tag_slug, cursor.as_ref(), limit)
@@ -142,7 +188,7 @@ impl ArticleApi {
                     .codec()
                     .await?
                     .seal(&Token::ArticlePage(ArticlePageCursor {
-                        tag_slug,
+                        tag_slug: tag_slug.clone(),
                         snapshot_position: page.snapshot_position,
                         last_published_at: last.published_at,
                         last_id: last.id,
@@ -150,8 +196,20 @@ impl ArticleApi {
             }
             _ => String::new(),
         };
-        Ok(ListArticlesByTagResponse {
-            articles: page.articles.iter().map(article_to_proto).collect(),
+        let articles: Vec<Bytes> = page
+            .articles
+            .iter()
+            .map(|article| encode_article(&article_to_proto(article)))
+            .collect();
+        if first_page {
+            let page = CachedPage {
+                articles: articles.clone(),
+                next_page_token: next_page_token.clone(),
+            };
+            self.cache.fill_first_page(seen, &tag_slug, limit, page);
+        }
+        Ok(EncodedListArticlesByTagResponse {
+            articles,
             next_page_token,
         })
     }
@@ -206,8 +264,19 @@ impl ArticleApi {
         let draft = draft_from_proto(request.into_inner())?;
         let valid = article::validate(draft, now)?;
         let stored = self.store.publish(valid, now).await?;
+        // This replica's next read sees the change; the others hear of it
+        // from the database (`cache`).
         if stored.created {
             tracing::info!(slug = %stored.article.slug, id = %stored.article.id, "article stored");
+            let tag_slugs: Vec<String> = stored
+                .article
+                .tags
+                .iter()
+                .map(|tag| tag.slug.clone())
+                .collect();
+            self.cache.new_article_tagged(&tag_slugs);
+        } else if stored.changed {
+            self.cache.articles_changed(&[stored.article.id]);
         }
         Ok(PublishArticleResponse {
             article: Some(article_to_proto(&stored.article)),
@@ -262,7 +331,7 @@ impl ArticleService for ArticleApi {
     async fn get_article(
         &self,
         request: Request<GetArticleRequest>,
-    ) -> Result<Response<GetArticleResponse>, Status> {
+    ) -> Result<Response<EncodedGetArticleResponse>, Status> {
         let budget = self.budget(request.metadata());
         let response = deadline::within(budget, self.get_article(request.into_inner())).await?;
         Ok(Response::new(response))
@@ -271,7 +340,7 @@ impl ArticleService for ArticleApi {
     async fn list_articles_by_tag(
         &self,
         request: Request<ListArticlesByTagRequest>,
-    ) -> Result<Response<ListArticlesByTagResponse>, Status> {
+    ) -> Result<Response<EncodedListArticlesByTagResponse>, Status> {
         let budget = self.budget(request.metadata());
         let response =
             deadline::within(budget, self.list_articles_by_tag(request.into_inner())).await?;

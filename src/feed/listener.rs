@@ -9,7 +9,7 @@ use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
 use crate::api::convert::article_to_proto;
 use crate::domain::token::Token;
 use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
-use crate::store::FEED_CHANNEL;
+use crate::store::{CHANGES_CHANNEL, FEED_CHANNEL};
 
 /// How long the LISTEN connection may take to answer a ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -51,6 +51,9 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                 continue;
             }
         };
+        // Changes notified while we were not listening are lost: the read
+        // cache starts again from empty.
+        feed.cache.set_listening(true);
         // Whatever was stored while we were not listening (and a database
         // restored meanwhile).
         check_head(&feed, &mut position, &mut lag).await;
@@ -70,10 +73,14 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                     // forever instead of failing: make sure it answers.
                     if !answers(&mut listener).await {
                         tracing::warn!("feed listener connection does not answer; reconnecting");
+                        feed.cache.set_listening(false);
                         break;
                     }
                 }
                 notification = listener.try_recv() => match notification {
+                    Ok(Some(notification)) if notification.channel() == CHANGES_CHANNEL => {
+                        articles_changed(&feed, notification.payload());
+                    }
                     Ok(Some(notification)) => {
                         // The payload is the newest position the notifying
                         // transaction stored: a burst of notifications costs
@@ -88,10 +95,12 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                     }
                     Ok(None) => {
                         tracing::warn!("feed listener lost its connection; reconnecting");
+                        feed.cache.set_listening(false);
                         break;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "feed listener failed; reconnecting");
+                        feed.cache.set_listening(false);
                         break;
                     }
                 },
@@ -105,8 +114,20 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     // On a lost connection return at once: we reconnect here, and catch up
     // from the table once listening again.
     listener.eager_reconnect(false);
-    listener.listen(FEED_CHANNEL).await?;
+    listener.listen_all([FEED_CHANNEL, CHANGES_CHANNEL]).await?;
     Ok(listener)
+}
+
+/// An `article_changes` notification: the ids of updated articles, or `*`.
+fn articles_changed(feed: &Feed, payload: &str) {
+    let ids: Option<Vec<uuid::Uuid>> = payload
+        .split(',')
+        .map(|id| uuid::Uuid::try_parse(id).ok())
+        .collect();
+    match ids {
+        Some(ids) => feed.cache.articles_changed(&ids),
+        None => feed.cache.clear(),
+    }
 }
 
 async fn answers(listener: &mut PgListener) -> bool {
@@ -139,6 +160,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         );
         *position = Some(head);
         lag.delivered(head);
+        feed.cache.clear();
         let _ = feed.sender.send(Arc::new(FeedItem {
             previous_position: head,
             position: head,
@@ -193,6 +215,16 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
             }
         };
         let full_batch = articles.len() == feed.settings.batch_size as usize;
+        // Reads of these tags' first pages must see the new articles.
+        let mut tag_slugs: Vec<String> = articles
+            .iter()
+            .flat_map(|article| article.tags.iter().map(|tag| tag.slug.clone()))
+            .collect();
+        tag_slugs.sort_unstable();
+        tag_slugs.dedup();
+        if !articles.is_empty() {
+            feed.cache.new_article_tagged(&tag_slugs);
+        }
         for article in articles {
             let item = FeedItem {
                 previous_position: last,

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::ReadCache;
 use crate::store::{Store, TokenKeys};
 
 pub use listener::run_listener;
@@ -100,6 +101,8 @@ pub struct Feed {
     sender: broadcast::Sender<Arc<FeedItem>>,
     streams: Arc<Semaphore>,
     catch_ups: Arc<Semaphore>,
+    /// Told by the listener what changed (`cache`).
+    cache: ReadCache,
     shutdown: CancellationToken,
 }
 
@@ -108,6 +111,7 @@ impl Feed {
         store: Store,
         tokens: TokenKeys,
         settings: FeedSettings,
+        cache: ReadCache,
         shutdown: CancellationToken,
     ) -> Self {
         let (sender, _) = broadcast::channel(settings.buffer.max(1));
@@ -118,6 +122,7 @@ impl Feed {
             catch_ups: Arc::new(Semaphore::new(settings.max_catch_ups.max(1))),
             settings,
             sender,
+            cache,
             shutdown,
         }
     }

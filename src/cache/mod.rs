@@ -1,0 +1,349 @@
+//! The read cache: articles and first pages of tags, kept encoded, in memory.
+//!
+//! Reads dominate, and most go to a few articles and the first page of a few
+//! tags. Each is kept as protobuf bytes (`api::wire`), so a hit costs no
+//! database round trip, no conversion and no encoding.
+//!
+//! What a publish changes is dropped, never updated in place:
+//! - on the replica that handled it, before the call returns (`ArticleApi`),
+//!   so that replica's next read sees it;
+//! - on every replica, through the notification path of the feed
+//!   (`feed::listener`): each new article (read from the table, so none is
+//!   missed) drops the first pages of its tags; each update's `NOTIFY
+//!   article_changes` drops the article and every first page (updates may
+//!   remove a tag, and are rare).
+//!
+//! The bound on how stale a read can be, on any replica: the time for the
+//! listener to hear of the change (milliseconds) while it listens. The cache
+//! is only used while the listener is connected (`set_listening`): when the
+//! connection is lost it stops answering from memory at once, and starts
+//! empty on reconnecting, since notifications sent meanwhile are lost.
+//! A lost connection that stays silent is noticed by the listener's ping
+//! (every 5 s, 3 s to answer). Besides, no entry lives longer than its
+//! time to live. The tests in `tests/cache.rs` hold the service to this.
+//!
+//! A read that races with a change must not put back what the change just
+//! dropped: every drop moves an epoch, and a read fills the cache only if
+//! the epoch it saw before asking the database has not moved since (checked
+//! after the insert, so that a drop in between removes it again).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use prost::bytes::Bytes;
+use uuid::Uuid;
+
+use crate::domain::paging::MAX_PAGE_SIZE;
+use crate::metrics::{CACHE_LOOKUPS, CACHE_SIZE_BYTES};
+
+/// A first page of a tag: the encoded articles and the next page token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPage {
+    pub articles: Vec<Bytes>,
+    pub next_page_token: String,
+}
+
+/// Which first page: the tag's slug and the page size (1 to `MAX_PAGE_SIZE`).
+type PageKey = (String, u32);
+
+/// Tunables of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Bytes of encoded articles, at most (0 turns the cache off).
+    pub article_bytes: u64,
+    /// Bytes of encoded first pages, at most.
+    pub page_bytes: u64,
+    /// How long an entry may be served, at most.
+    pub time_to_live: Duration,
+}
+
+/// The process's read cache; cheap to clone.
+#[derive(Clone)]
+pub struct ReadCache {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    /// Encoded `Article`s by id.
+    articles: Cache<Uuid, Bytes>,
+    /// Article ids by slug: a slug never changes its article, so this
+    /// needs no invalidation.
+    slugs: Cache<String, Uuid>,
+    pages: Cache<PageKey, Arc<CachedPage>>,
+    /// Moves on every drop (see the module's documentation).
+    epoch: AtomicU64,
+    /// The listener is connected: notifications reach us.
+    listening: AtomicBool,
+}
+
+/// What a read saw before it asked the database; it fills the cache with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Epoch(u64);
+
+impl ReadCache {
+    pub fn new(settings: CacheSettings) -> Self {
+        if settings.article_bytes == 0 {
+            return Self::disabled();
+        }
+        let inner = Inner {
+            articles: Cache::builder()
+                .max_capacity(settings.article_bytes)
+                .weigher(|_, bytes: &Bytes| weight(bytes.len()))
+                .time_to_live(settings.time_to_live)
+                .build(),
+            // Ids are small: a count bound (about 80 bytes each) suffices.
+            slugs: Cache::builder()
+                .max_capacity((settings.article_bytes / 1024).max(1024))
+                .time_to_live(settings.time_to_live)
+                .build(),
+            pages: Cache::builder()
+                .max_capacity(settings.page_bytes)
+                .weigher(|_, page: &Arc<CachedPage>| {
+                    weight(page.articles.iter().map(Bytes::len).sum())
+                })
+                .time_to_live(settings.time_to_live)
+                .build(),
+            epoch: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
+        };
+        Self {
+            inner: Some(Arc::new(inner)),
+        }
+    }
+
+    /// A cache that keeps nothing.
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// The cache while it may answer: it is on and hears of changes.
+    fn live(&self) -> Option<&Inner> {
+        self.inner
+            .as_deref()
+            .filter(|inner| inner.listening.load(Ordering::SeqCst))
+    }
+
+    pub fn article(&self, id: Uuid) -> Option<Bytes> {
+        let found = self.live()?.articles.get(&id);
+        count_lookup("article", found.is_some());
+        found
+    }
+
+    pub fn article_id(&self, slug: &str) -> Option<Uuid> {
+        self.live()?.slugs.get(slug)
+    }
+
+    pub fn first_page(&self, tag_slug: &str, page_size: u32) -> Option<Arc<CachedPage>> {
+        let found = self.live()?.pages.get(&(tag_slug.to_owned(), page_size));
+        count_lookup("first_page", found.is_some());
+        found
+    }
+
+    /// Taken before reading from the database what a fill will keep.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(
+            self.inner
+                .as_deref()
+                .map_or(0, |inner| inner.epoch.load(Ordering::SeqCst)),
+        )
+    }
+
+    pub fn fill_article(&self, seen: Epoch, id: Uuid, slug: &str, encoded: Bytes) {
+        let Some(inner) = self.live() else { return };
+        inner.slugs.insert(slug.to_owned(), id);
+        inner.articles.insert(id, encoded);
+        if inner.moved_since(seen) {
+            inner.articles.invalidate(&id);
+        }
+    }
+
+    pub fn fill_first_page(&self, seen: Epoch, tag_slug: &str, page_size: u32, page: CachedPage) {
+        let Some(inner) = self.live() else { return };
+        let key = (tag_slug.to_owned(), page_size);
+        inner.pages.insert(key.clone(), Arc::new(page));
+        if inner.moved_since(seen) {
+            inner.pages.invalidate(&key);
+        }
+    }
+
+    /// New articles with these tags were stored: their first pages change.
+    pub fn new_article_tagged(&self, tag_slugs: &[String]) {
+        let Some(inner) = &self.inner else { return };
+        inner.advance();
+        // Every page size a key can have: exact and immediate, unlike a
+        // predicate that moka applies lazily.
+        for tag_slug in tag_slugs {
+            let mut key = (tag_slug.clone(), 0);
+            for page_size in 1..=MAX_PAGE_SIZE {
+                key.1 = page_size;
+                inner.pages.invalidate(&key);
+            }
+        }
+    }
+
+    /// These articles were updated: they, and any first page, may have
+    /// changed (an update may also remove a tag).
+    pub fn articles_changed(&self, ids: &[Uuid]) {
+        let Some(inner) = &self.inner else { return };
+        inner.advance();
+        for id in ids {
+            inner.articles.invalidate(id);
+        }
+        inner.pages.invalidate_all();
+    }
+
+    /// Anything may have changed.
+    pub fn clear(&self) {
+        let Some(inner) = &self.inner else { return };
+        inner.advance();
+        inner.articles.invalidate_all();
+        inner.pages.invalidate_all();
+    }
+
+    /// The listener hears of changes again (after `clear`), or no longer
+    /// does: then nothing is served from memory until it does.
+    pub fn set_listening(&self, listening: bool) {
+        let Some(inner) = &self.inner else { return };
+        if listening {
+            self.clear();
+        }
+        inner.listening.store(listening, Ordering::SeqCst);
+        if !listening {
+            self.clear();
+        }
+    }
+
+    /// Updates the size gauges (moka counts lazily; called by the sampler).
+    pub fn report_size(&self) {
+        let Some(inner) = &self.inner else { return };
+        inner.articles.run_pending_tasks();
+        inner.pages.run_pending_tasks();
+        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "article")
+            .set(inner.articles.weighted_size() as f64);
+        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "first_page")
+            .set(inner.pages.weighted_size() as f64);
+    }
+}
+
+impl Inner {
+    fn advance(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn moved_since(&self, seen: Epoch) -> bool {
+        self.epoch.load(Ordering::SeqCst) != seen.0
+    }
+}
+
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+fn count_lookup(kind: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!(CACHE_LOOKUPS, "kind" => kind, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> ReadCache {
+        let cache = ReadCache::new(CacheSettings {
+            article_bytes: 1 << 20,
+            page_bytes: 1 << 20,
+            time_to_live: Duration::from_secs(60),
+        });
+        cache.set_listening(true);
+        cache
+    }
+
+    fn page(token: &str) -> CachedPage {
+        CachedPage {
+            articles: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            next_page_token: token.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_fill_is_served() {
+        let cache = cache();
+        let id = Uuid::now_v7();
+        cache.fill_article(cache.epoch(), id, "a-slug", Bytes::from_static(b"article"));
+        assert_eq!(cache.article(id), Some(Bytes::from_static(b"article")));
+        assert_eq!(cache.article_id("a-slug"), Some(id));
+        cache.fill_first_page(cache.epoch(), "economy", 20, page("t"));
+        assert_eq!(cache.first_page("economy", 20).as_deref(), Some(&page("t")));
+        assert_eq!(cache.first_page("economy", 10), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_change_fills_nothing() {
+        let cache = cache();
+        let id = Uuid::now_v7();
+        let seen = cache.epoch();
+        cache.articles_changed(&[id]);
+        cache.fill_article(seen, id, "a-slug", Bytes::from_static(b"old"));
+        assert_eq!(cache.article(id), None);
+        let seen = cache.epoch();
+        cache.new_article_tagged(&["economy".to_owned()]);
+        cache.fill_first_page(seen, "economy", 20, page("old"));
+        assert_eq!(cache.first_page("economy", 20), None);
+    }
+
+    #[test]
+    fn a_new_article_drops_the_first_pages_of_its_tags_only() {
+        let cache = cache();
+        for tag in ["economy", "sport"] {
+            cache.fill_first_page(cache.epoch(), tag, 20, page(tag));
+        }
+        cache.new_article_tagged(&["economy".to_owned()]);
+        assert_eq!(cache.first_page("economy", 20), None);
+        assert_eq!(
+            cache.first_page("sport", 20).as_deref(),
+            Some(&page("sport"))
+        );
+    }
+
+    #[test]
+    fn an_update_drops_the_article_and_every_first_page() {
+        let cache = cache();
+        let (changed, other) = (Uuid::now_v7(), Uuid::now_v7());
+        cache.fill_article(cache.epoch(), changed, "changed", Bytes::from_static(b"c"));
+        cache.fill_article(cache.epoch(), other, "other", Bytes::from_static(b"o"));
+        cache.fill_first_page(cache.epoch(), "sport", 20, page("sport"));
+        cache.articles_changed(&[changed]);
+        assert_eq!(cache.article(changed), None);
+        assert_eq!(cache.article(other), Some(Bytes::from_static(b"o")));
+        assert_eq!(cache.first_page("sport", 20), None);
+        // The slug still names the same article.
+        assert_eq!(cache.article_id("changed"), Some(changed));
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_while_not_listening() {
+        let cache = cache();
+        let id = Uuid::now_v7();
+        cache.fill_article(cache.epoch(), id, "a-slug", Bytes::from_static(b"a"));
+        cache.set_listening(false);
+        assert_eq!(cache.article(id), None);
+        cache.fill_article(cache.epoch(), id, "a-slug", Bytes::from_static(b"a"));
+        cache.set_listening(true);
+        assert_eq!(cache.article(id), None, "starts empty when listening again");
+    }
+
+    #[test]
+    fn a_disabled_cache_keeps_nothing() {
+        let cache = ReadCache::new(CacheSettings {
+            article_bytes: 0,
+            page_bytes: 0,
+            time_to_live: Duration::from_secs(60),
+        });
+        cache.set_listening(true);
+        let id = Uuid::now_v7();
+        cache.fill_article(cache.epoch(), id, "a-slug", Bytes::from_static(b"a"));
+        assert_eq!(cache.article(id), None);
+    }
+}
