@@ -4,6 +4,8 @@
 //! grpcurl, and a TCP proxy that can cut the database off.
 #![allow(dead_code)]
 
+pub mod observe;
+pub mod pg_cluster;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
