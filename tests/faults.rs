@@ -461,6 +461,41 @@ async fn assert_recovers(
     back_at.elapsed()
 }
 
+/// After the outages: every stream (resumed from its last token whenever
+/// it ended, as a consumer does) has every published article once, in
+/// order; the store holds exactly those, whole; the background reads were
+/// OK or UNAVAILABLE within their bounds; and the process never stopped.
+async fn assert_nothing_lost(
+    server: &mut TestServer,
+    stream_client: &mut ArticleServiceClient<Channel>,
+    readers: Vec<(&mut FeedReader, &[&str])>,
+    published: &[String],
+    load: ReadLoad,
+) {
+    for (reader, tags) in readers {
+        let endings = reader
+            .read_resuming(
+                stream_client,
+                tags,
+                published.len(),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert!(endings.iter().all(|status| status.code() != Code::Ok));
+        assert_eq!(reader.ids(), published);
+    }
+    assert_eq!(store_order(&server.database_url).await, published);
+    let stored = assert_store_consistent(&server.database_url).await;
+    assert_eq!(stored as usize, published.len());
+    let (ok, unavailable, slowest) = load.finish().await;
+    assert!(
+        ok > 0 && unavailable > 0,
+        "{ok} OK, {unavailable} UNAVAILABLE"
+    );
+    println!("background reads: {ok} OK, {unavailable} UNAVAILABLE, slowest {slowest:?}");
+    assert!(server.exited().is_none(), "the server kept running");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_and_started_mid_load_fails_fast_and_recovers_without_loss() {
     let _serial = SERIAL.lock().await;
@@ -499,30 +534,14 @@ async fn postgres_stopped_and_started_mid_load_fails_fast_and_recovers_without_l
     // Each stream went on, or ended with an error and resumed: every
     // article once, in order; the publishes refused during the outages were
     // not stored.
-    for (reader, tags) in [(&mut feed, &[][..]), (&mut filtered, &["outage"][..])] {
-        let endings = reader
-            .read_resuming(
-                &mut stream_client,
-                tags,
-                published.len(),
-                Duration::from_secs(30),
-            )
-            .await;
-        assert!(endings.iter().all(|status| status.code() != Code::Ok));
-        assert_eq!(reader.ids(), published);
-    }
-    assert_eq!(store_order(&database).await, published);
-    assert_eq!(
-        assert_store_consistent(&database).await as usize,
-        published.len()
-    );
-    let (ok, unavailable, slowest) = load.finish().await;
-    assert!(
-        ok > 0 && unavailable > 0,
-        "{ok} OK, {unavailable} UNAVAILABLE"
-    );
-    println!("background reads: {ok} OK, {unavailable} UNAVAILABLE, slowest {slowest:?}");
-    assert!(server.exited().is_none(), "the server kept running");
+    assert_nothing_lost(
+        &mut server,
+        &mut stream_client,
+        vec![(&mut feed, &[]), (&mut filtered, &["outage"])],
+        &published,
+        load,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -591,26 +610,14 @@ async fn postgres_refusing_connections_fails_fast_and_recovers_without_loss() {
             .id,
     );
 
-    feed.read_resuming(
+    assert_nothing_lost(
+        &mut server,
         &mut stream_client,
-        &[],
-        published.len(),
-        Duration::from_secs(30),
+        vec![(&mut feed, &[])],
+        &published,
+        load,
     )
     .await;
-    assert_eq!(feed.ids(), published);
-    assert_eq!(store_order(&database).await, published);
-    assert_eq!(
-        assert_store_consistent(&database).await as usize,
-        published.len()
-    );
-    let (ok, unavailable, slowest) = load.finish().await;
-    assert!(
-        ok > 0 && unavailable > 0,
-        "{ok} OK, {unavailable} UNAVAILABLE"
-    );
-    println!("background reads: {ok} OK, {unavailable} UNAVAILABLE, slowest {slowest:?}");
-    assert!(server.exited().is_none(), "the server kept running");
     admin.close().await;
 }
 

@@ -80,12 +80,12 @@ impl PgCluster {
         }
         admin.close().await;
         let url = self.url_as(owner, name);
-        let pool = super::pool(&url).await;
-        article_service::store::MIGRATOR
-            .run(&pool)
-            .await
-            .expect("migrate");
-        pool.close().await;
+        let migrated = super::run_cli(&url, &["migrate"]);
+        assert!(
+            migrated.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
         url
     }
 
