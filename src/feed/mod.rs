@@ -10,6 +10,7 @@
 //! own position (`subscription`). The table is the truth; notifications
 //! only make delivery fast.
 
+mod head;
 mod listener;
 mod subscription;
 pub mod wire;
@@ -103,6 +104,7 @@ pub struct Feed {
     catch_ups: Arc<Semaphore>,
     /// Told by the listener what changed (`cache`).
     cache: ReadCache,
+    head_reads: Arc<head::SharedHeadRead>,
     shutdown: CancellationToken,
 }
 
@@ -123,6 +125,7 @@ impl Feed {
             settings,
             sender,
             cache,
+            head_reads: Arc::default(),
             shutdown,
         }
     }

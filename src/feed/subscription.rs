@@ -31,6 +31,8 @@ pub struct Subscription {
     tag_slugs: Arc<[String]>,
     /// When the stream ends for its connection's age, if it does.
     ends_at: Option<Instant>,
+    /// `position` is the head, just read: nothing to catch up at first.
+    at_head: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -78,9 +80,12 @@ impl Feed {
         // Receive first, then read the head: whatever commits after the head
         // was read reaches the receiver.
         let receiver = self.sender.subscribe();
-        let position = match resume_position {
-            Some(position) => position,
-            None => self.store.feed_head().await?,
+        let (position, at_head) = match resume_position {
+            Some(position) => (position, false),
+            None => {
+                let joined = std::time::Instant::now();
+                (self.head_reads.read_since(&self.store, joined).await?, true)
+            }
         };
         Ok(Subscription {
             feed: self.clone(),
@@ -89,6 +94,7 @@ impl Feed {
             position,
             tag_slugs: tag_slugs.into(),
             ends_at: None,
+            at_head,
             _permit: permit,
         })
     }
@@ -127,15 +133,19 @@ impl Subscription {
             );
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             'outer: loop {
-                // Catch up from the database, up to its head.
-                loop {
+                // Catch up from the database, up to its head (a new stream
+                // starts there).
+                while !std::mem::take(&mut self.at_head) {
+                    // Boxed: a catch-up holds a database query's future, far
+                    // larger than the rest of the stream, and most streams
+                    // spend their life live.
                     let batch = tokio::select! {
                         biased;
                         status = &mut shutdown_signal => {
                             yield Err(status);
                             return;
                         }
-                        batch = self.catch_up_batch() => batch,
+                        batch = Box::pin(self.catch_up_batch()) => batch,
                     };
                     let (messages, done) = match batch {
                         Ok(batch) => batch,
@@ -156,7 +166,7 @@ impl Subscription {
                         yield Ok(message);
                     }
                     if done {
-                        break;
+                        self.at_head = true;
                     }
                     // A long catch-up of a rare tag still tells the consumer
                     // how far it got.
