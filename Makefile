@@ -49,6 +49,8 @@ help:
 	echo 'make psql      psql on the database'
 	echo 'make stop-db   stop the throwaway database'
 	echo 'make clean-db  stop it and delete its data'
+	echo 'make bench     the benchmark harness (BENCHMARKS.md): its own PostgreSQL cluster under target/bench,'
+	echo '               1,000,000 articles imported, every read/publish scenario, the gRPC ceiling, pgbench; a table'
 
 run:
 	@envs=$$($(DEV_ENV) env); eval "$$envs"
@@ -148,3 +150,10 @@ stop-db:
 
 clean-db:
 	@$(DEV_ENV) clean
+
+# The benchmark harness (BENCHMARKS.md, scripts/bench.sh): minutes and several GB of disk, on a
+# PostgreSQL cluster of its own (target/bench/pg, port BENCH_PG_PORT, default 55532), never the
+# development cluster. Not part of `make test`. Settings: BENCH_ARTICLES, BENCH_SECONDS, ...
+.PHONY: bench
+bench:
+	@bash scripts/bench.sh all

@@ -1,0 +1,164 @@
+//! Benchmark harness (not a test): a deterministic corpus generator, a
+//! closed-loop gRPC load driver, the stream fan-out driver and the gRPC
+//! ceiling reference server. See BENCHMARKS.md for how each figure was made;
+//! `scripts/bench.sh all` (`make bench`) runs all of it.
+//!
+//!   cargo bench --bench loadgen -- corpus --articles 100000 --out target/corpus.ndjson
+//!   cargo bench --bench loadgen -- reads --addr 127.0.0.1:50051 --scenario get-by-id-uniform
+//!   cargo bench --bench loadgen -- ceiling --addr 127.0.0.1:50092
+//!
+//! Keys for the read scenarios are sampled from the database (DATABASE_URL).
+
+mod ceiling;
+mod corpus;
+mod fanout;
+mod reads;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use reads::Scenario;
+
+#[derive(Parser)]
+struct Cli {
+    /// `cargo bench` passes --bench to every bench program; ignored.
+    #[arg(long, hide = true, global = true)]
+    bench: bool,
+    /// None when `cargo test --all-targets` runs this program: nothing to do.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a deterministic NDJSON corpus for `article-service import`.
+    Corpus {
+        #[arg(long, default_value_t = 100_000)]
+        articles: usize,
+        #[arg(long, default_value_t = 2_000)]
+        tags: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output file ("-" for standard output).
+        #[arg(long, default_value = "-")]
+        out: String,
+    },
+    /// Closed-loop load on one scenario; prints throughput and latency.
+    Reads {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Concurrent requests in flight (one loop each).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// HTTP/2 connections the loops share.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+        /// Keys sampled from the database.
+        #[arg(long, default_value_t = 100_000)]
+        keys: i64,
+        /// For list-deep: which page.
+        #[arg(long, default_value_t = 500)]
+        page: usize,
+        /// For publish.
+        #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
+        token: String,
+        /// Also print the result as a Markdown table row with this label.
+        #[arg(long)]
+        row: Option<String>,
+    },
+    /// Stream fan-out: N subscribers over M connections, P publishes a
+    /// second; publish-to-delivery latency across all subscribers.
+    Fanout {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 20)]
+        connections: usize,
+        #[arg(long, default_value_t = 2.0)]
+        publishes_per_second: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The server's PID, to read its peak RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
+        token: String,
+    },
+    /// The gRPC ceiling: a bare tonic ArticleService answering GetArticle
+    /// and ListArticlesByTag from memory, until interrupted.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:50092")]
+        addr: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(command) = Cli::parse().command else {
+        println!("loadgen: no command given, nothing to do (see BENCHMARKS.md)");
+        return Ok(());
+    };
+    match command {
+        Command::Corpus {
+            articles,
+            tags,
+            seed,
+            out,
+        } => corpus::corpus(articles, tags, seed, &out),
+        Command::Reads {
+            addr,
+            scenario,
+            concurrency,
+            connections,
+            seconds,
+            warmup_seconds,
+            keys,
+            page,
+            token,
+            row,
+        } => {
+            reads::reads(reads::Options {
+                addr,
+                scenario,
+                concurrency,
+                connections,
+                duration: Duration::from_secs(seconds),
+                warmup: Duration::from_secs(warmup_seconds),
+                keys,
+                page,
+                token,
+                label: row,
+            })
+            .await
+        }
+        Command::Fanout {
+            addr,
+            subscribers,
+            connections,
+            publishes_per_second,
+            seconds,
+            server_pid,
+            token,
+        } => {
+            fanout::fanout(
+                &addr,
+                subscribers,
+                connections,
+                publishes_per_second,
+                Duration::from_secs(seconds),
+                server_pid,
+                &token,
+            )
+            .await
+        }
+        Command::Ceiling { addr } => ceiling::ceiling(&addr).await,
+    }
+}

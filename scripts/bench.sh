@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The benchmark harness in one command (BENCHMARKS.md; `make bench` runs `scripts/bench.sh all`).
+#
+#   scripts/bench.sh all       build (release), start the benchmark cluster, generate and import
+#                              the corpus, start the service and the gRPC ceiling, run every
+#                              read scenario against both, the publish scenario, pgbench; print
+#                              a table (also saved under target/bench/results-*.md); stop all
+#   scripts/bench.sh pg        start the benchmark cluster only, print its DATABASE_URL
+#   scripts/bench.sh stop      stop the benchmark cluster (and anything `all` left running)
+#   scripts/bench.sh clean     stop it and delete target/bench (corpus included)
+#
+# Settings (environment): CARGO (cargo), BENCH_WRAP (none), BENCH_ARTICLES (1000000), BENCH_SEED (42), BENCH_CONCURRENCY (64),
+# BENCH_CONNECTIONS (4), BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_PG_PORT (55532),
+# BENCH_ADDR (127.0.0.1:50091, the service), BENCH_CEILING_ADDR (127.0.0.1:50092).
+#
+# The benchmark cluster is its own: target/bench/pg on BENCH_PG_PORT, never the shared
+# development cluster of scripts/dev-env.sh (55432) that tests use. The corpus file is kept
+# (target/bench/corpus-N-seedS.ndjson, about 4.4 GB for 1,000,000 articles) and reused.
+# Results go to standard output; progress to standard error.
+
+set -euo pipefail
+
+PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+readonly PROJECT
+cd "$PROJECT"
+
+ARTICLES=${BENCH_ARTICLES:-1000000}
+SEED=${BENCH_SEED:-42}
+CONCURRENCY=${BENCH_CONCURRENCY:-64}
+CONNECTIONS=${BENCH_CONNECTIONS:-4}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+PG_PORT=${BENCH_PG_PORT:-55532}
+ADDR=${BENCH_ADDR:-127.0.0.1:50091}
+CEILING_ADDR=${BENCH_CEILING_ADDR:-127.0.0.1:50092}
+TOKEN=bench-publish-token
+
+DIR="$PROJECT/target/bench"
+PG_DIR="$DIR/pg"
+DB=bench
+DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$DB"
+BIN="$PROJECT/target/release/article-service"
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ $(id -u) == 0 ]]; }
+
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+[[ -n ${PG_BINDIR:-} ]] && PG_BIN=$PG_BINDIR
+[[ -x $PG_BIN/initdb && -x $PG_BIN/pgbench ]] \
+    || die "PostgreSQL's server and pgbench were not found (set PG_BINDIR; scripts/dev-env.sh db-url installs them)"
+
+# Server commands run as the cluster's owner: user postgres when we are root.
+as_pg() {
+    if is_root; then
+        (cd "$PG_DIR" && runuser -u postgres -- "$@")
+    else
+        (cd "$PG_DIR" && "$@")
+    fi
+}
+
+pg_up() {
+    mkdir -p "$PG_DIR"
+    if is_root; then chown postgres: "$PG_DIR"; fi
+    chmod 0700 "$PG_DIR"
+    if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
+        say "creating the benchmark cluster in $PG_DIR/data"
+        as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" --auth=trust --username=postgres -E UTF8 \
+            --locale=C.UTF-8 --no-sync >"$DIR/initdb.log" 2>&1 \
+            || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
+        # The development cluster's settings (speed over durability: BENCHMARKS.md says so),
+        # with buffers sized for a 1,000,000-article database on a 24 GiB machine.
+        cat >>"$PG_DIR/data/postgresql.conf" <<'EOF'
+
+# --- article-service scripts/bench.sh ---
+listen_addresses = '127.0.0.1'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 300
+shared_buffers = 2GB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+EOF
+    fi
+    if ! as_pg "$PG_BIN/pg_ctl" status -D "$PG_DIR/data" >/dev/null 2>&1; then
+        mkdir -p "$PG_DIR/run"
+        if is_root; then chown postgres: "$PG_DIR/run"; fi
+        say "starting the benchmark cluster on 127.0.0.1:$PG_PORT"
+        as_pg "$PG_BIN/pg_ctl" start -D "$PG_DIR/data" -l "$PG_DIR/postgresql.log" -w -t 60 \
+            -o "-p $PG_PORT -h 127.0.0.1 -k '$PG_DIR/run'" >/dev/null \
+            || { tail -n 20 "$PG_DIR/postgresql.log" >&2; die "PostgreSQL did not start"; }
+    fi
+}
+
+pg_down() {
+    if [[ -f $PG_DIR/data/postmaster.pid ]]; then
+        say "stopping the benchmark cluster"
+        as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m fast -w >/dev/null || true
+    fi
+}
+
+psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+
+cmd=${1:-all}
+case $cmd in
+    pg)
+        pg_up
+        psql_ -d postgres -tAc "select 1 from pg_database where datname = '$DB'" | grep -q 1 \
+            || psql_ -d postgres -c "CREATE DATABASE $DB"
+        echo "$DATABASE_URL"
+        ;;
+    stop)
+        pg_down
+        ;;
+    clean)
+        pg_down
+        rm -rf "$DIR"
+        ;;
+    all)
+        source "$PROJECT/scripts/bench-run.sh"
+        ;;
+    *)
+        die "unknown command $cmd (all, pg, stop, clean)"
+        ;;
+esac
