@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::store::{ImportTransaction, PoolSettings, Store, Upserted};
 
 /// Articles per write: enough to amortise each statement's round trip,
-/// small enough to keep a batch's JSON parameter a few megabytes.
+/// small enough to keep a batch's parameters a couple of megabytes.
 const BATCH_SIZE: usize = 500;
 /// How often a long NDJSON import reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -145,32 +145,80 @@ async fn import_ndjson(
     name: &str,
     now: OffsetDateTime,
 ) -> Result<FileSummary, FileError> {
+    // Reading, parsing and validating run on a thread of their own, up to
+    // two batches ahead of the database writes, so that the two overlap.
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let reading = tokio::task::spawn_blocking(move || read_batches(reader, now, &sender));
     let mut summary = FileSummary::default();
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
     let started = Instant::now();
     let mut last_report = started;
+    while let Some(batch) = batches.recv().await {
+        // On an error, returning drops `batches`, which stops the reader.
+        let Batch {
+            articles,
+            last_line,
+        } = batch?;
+        let stored = tx.upsert(articles, now).await?;
+        summary.count(&stored);
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            let rate = summary.total() as f64 / started.elapsed().as_secs_f64();
+            tracing::info!(file = %name, line = last_line, articles = summary.total(), per_second = rate.round(), "importing");
+        }
+    }
+    // The channel also closes when the reader dies: only its normal end may
+    // lead to a commit.
+    reading
+        .await
+        .map_err(|error| FileError::File(format!("reading stopped: {error}")))?;
+    Ok(summary)
+}
+
+/// Up to `BATCH_SIZE` valid articles, in file order.
+struct Batch {
+    articles: Vec<ValidArticle>,
+    last_line: usize,
+}
+
+/// Sends the file's articles in batches, or the first bad line's error,
+/// then stops; also stops when nobody listens any more.
+fn read_batches(
+    reader: Box<dyn BufRead + Send>,
+    now: OffsetDateTime,
+    sender: &tokio::sync::mpsc::Sender<Result<Batch, FileError>>,
+) {
+    let mut articles = Vec::with_capacity(BATCH_SIZE);
+    let mut last_line = 0;
     for (line, record) in read_ndjson(reader) {
-        let draft = match record {
-            Ok(Some(draft)) => draft,
+        let valid = match record {
+            Ok(Some(draft)) => validate(draft, now, line),
             Ok(None) => continue,
-            Err(reason) => return Err(FileError::Line { line, reason }),
+            Err(reason) => Err(FileError::Line { line, reason }),
         };
-        batch.push(validate(draft, now, line)?);
-        if batch.len() == BATCH_SIZE {
-            let stored = tx.upsert(std::mem::take(&mut batch), now).await?;
-            summary.count(&stored);
-            if last_report.elapsed() >= PROGRESS_EVERY {
-                last_report = Instant::now();
-                let rate = summary.total() as f64 / started.elapsed().as_secs_f64();
-                tracing::info!(file = %name, line, articles = summary.total(), per_second = rate.round(), "importing");
+        match valid {
+            Ok(article) => articles.push(article),
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+        }
+        last_line = line;
+        if articles.len() == BATCH_SIZE {
+            let batch = Batch {
+                articles: std::mem::replace(&mut articles, Vec::with_capacity(BATCH_SIZE)),
+                last_line,
+            };
+            if sender.blocking_send(Ok(batch)).is_err() {
+                return;
             }
         }
     }
-    if !batch.is_empty() {
-        let stored = tx.upsert(batch, now).await?;
-        summary.count(&stored);
+    if !articles.is_empty() {
+        let _ = sender.blocking_send(Ok(Batch {
+            articles,
+            last_line,
+        }));
     }
-    Ok(summary)
 }
 
 fn validate(
