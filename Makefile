@@ -51,6 +51,7 @@ help:
 	echo 'make clean-db  stop it and delete its data'
 	echo 'make bench     the benchmark harness (BENCHMARKS.md): its own PostgreSQL cluster under target/bench,'
 	echo '               1,000,000 articles imported, every read/publish scenario, the gRPC ceiling, pgbench; a table'
+	echo 'make fuzz      run each fuzz target (fuzz/) for FUZZ_SECONDS ($(FUZZ_SECONDS)); needs nightly and cargo-fuzz'
 
 run:
 	@envs=$$($(DEV_ENV) env); eval "$$envs"
@@ -150,6 +151,28 @@ stop-db:
 
 clean-db:
 	@$(DEV_ENV) clean
+
+# Fuzz targets (fuzz/, see fuzz/README.md), one after another, each for FUZZ_SECONDS, starting
+# from the committed seeds (and the sample page for the page-text importer); new inputs go to
+# fuzz/corpus/TARGET/. A crash stops the run and leaves its input in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := token_decode text_import ndjson_line slug_tag
+
+.PHONY: fuzz
+fuzz:
+	@cd fuzz
+	if ! $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then
+	    echo 'make fuzz needs a nightly toolchain and cargo-fuzz:' >&2
+	    echo '  rustup toolchain install nightly --profile minimal && cargo install cargo-fuzz --locked' >&2
+	    exit 1
+	fi
+	for target in $(FUZZ_TARGETS); do
+	    seeds=seeds/$$target
+	    if [[ $$target == text_import ]]; then seeds=../tests/fixtures; fi
+	    mkdir -p corpus/$$target
+	    echo "+ $(CARGO) +nightly fuzz run $$target corpus/$$target $$seeds -- -max_total_time=$(FUZZ_SECONDS)"
+	    $(CARGO) +nightly fuzz run $$target corpus/$$target $$seeds -- -max_total_time=$(FUZZ_SECONDS)
+	done
 
 # The benchmark harness (BENCHMARKS.md, scripts/bench.sh): minutes and several GB of disk, on a
 # PostgreSQL cluster of its own (target/bench/pg, port BENCH_PG_PORT, default 55532), never the
