@@ -98,6 +98,9 @@ async fn raw_call(
         .unwrap_or_else(|_| panic!("{method}: no answer within {WAIT:?}"))
 }
 
+/// Extra request headers of a raw call.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// `authorization` metadata with the right publish token.
 fn bearer() -> String {
     format!("Bearer {PUBLISH_TOKEN}")
@@ -149,7 +152,7 @@ async fn garbage_bodies_get_a_typed_error_on_every_method() {
     publish_fixture(&mut client).await;
 
     let valid_message = bytes_field(2, b"a-slug");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, Code)> = vec![
+    let cases: Vec<(&str, Headers, Vec<u8>, Code)> = vec![
         ("no message at all", vec![], Vec::new(), Code::Internal),
         ("a cut frame header", vec![], vec![0, 0, 0], Code::Internal),
         (
