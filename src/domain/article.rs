@@ -677,17 +677,7 @@ mod tests {
 
     #[test]
     fn metacharacter_tags_are_refused_not_widened() {
-        for tag in [
-            "%",
-            "_",
-            "%%",
-            "\\",
-            "'",
-            "\"",
-            "'; --",
-            "\0",
-            "\u{202e}",
-        ] {
+        for tag in ["%", "_", "%%", "\\", "'", "\"", "'; --", "\0", "\u{202e}"] {
             let draft = ArticleDraft {
                 tags: vec![tag.to_owned()],
                 ..draft()
