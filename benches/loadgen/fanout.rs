@@ -15,7 +15,7 @@ fn unix_micros() -> u64 {
 }
 
 /// Peak and current resident set size of a process, in MiB.
-fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+pub fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status

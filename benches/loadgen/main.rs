@@ -13,6 +13,7 @@ mod ceiling;
 mod corpus;
 mod fanout;
 mod reads;
+mod soak;
 
 use std::time::Duration;
 
@@ -92,6 +93,30 @@ enum Command {
         #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
         token: String,
     },
+    /// Mixed load for a long time (reads, publishes, N resuming streams):
+    /// server RSS over time, errors by code, and feed loss.
+    Soak {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, default_value_t = 1_000)]
+        streams: usize,
+        #[arg(long, default_value_t = 10)]
+        stream_connections: usize,
+        /// Closed-loop read loops (GetArticle, ListArticlesByTag, ListTags).
+        #[arg(long, default_value_t = 4)]
+        read_loops: usize,
+        #[arg(long, default_value_t = 5.0)]
+        publishes_per_second: f64,
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        report_seconds: u64,
+        /// The server's PID, to read its RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
+        token: String,
+    },
     /// The gRPC ceiling: a bare tonic ArticleService answering GetArticle
     /// and ListArticlesByTag from memory, until interrupted.
     Ceiling {
@@ -157,6 +182,30 @@ async fn main() -> anyhow::Result<()> {
                 server_pid,
                 &token,
             )
+            .await
+        }
+        Command::Soak {
+            addr,
+            streams,
+            stream_connections,
+            read_loops,
+            publishes_per_second,
+            seconds,
+            report_seconds,
+            server_pid,
+            token,
+        } => {
+            soak::soak(soak::Options {
+                addr,
+                streams,
+                stream_connections,
+                read_loops,
+                publishes_per_second,
+                duration: Duration::from_secs(seconds),
+                report_every: Duration::from_secs(report_seconds.max(1)),
+                server_pid,
+                token,
+            })
             .await
         }
         Command::Ceiling { addr } => ceiling::ceiling(&addr).await,
