@@ -53,7 +53,7 @@ export DATABASE_URL
 "$BIN" migrate 2>/dev/null
 say "importing $CORPUS"
 started=$(date +%s.%N)
-$WRAP "$BIN" import "$CORPUS" 2>"$DIR/import.log"
+$WRAP "$BIN" import "$CORPUS" >"$DIR/import.log" 2>&1
 import_seconds=$(echo "$(date +%s.%N) - $started" | bc)
 import_rate=$(echo "$ARTICLES / $import_seconds" | bc)
 say "imported $ARTICLES articles in $import_seconds s ($import_rate/s)"
