@@ -113,18 +113,17 @@ impl ArticleApi {
             Some(Key::Id(id)) => {
                 let id =
                     Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?;
-                self.article_by_id(id).await?
+                let seen = self.cache.epoch();
+                let found = self.store.article_by_id(id).await?;
+                found.map(|article| self.keep(seen, &article))
             }
             // A slug that breaks the slug rule cannot have been stored.
             Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => None,
-            Some(Key::Slug(slug)) => match self.cache.article_id(&slug) {
-                Some(id) => self.article_by_id(id).await?,
-                None => {
-                    let seen = self.cache.epoch();
-                    let found = self.store.article_by_slug(&slug).await?;
-                    found.map(|article| self.keep(seen, &article))
-                }
-            },
+            Some(Key::Slug(slug)) => {
+                let seen = self.cache.epoch();
+                let found = self.store.article_by_slug(&slug).await?;
+                found.map(|article| self.keep(seen, &article))
+            }
         };
         let article = found.ok_or_else(|| Error::NotFound("no such article".into()))?;
         Ok(EncodedGetArticleResponse {
@@ -132,14 +131,32 @@ impl ArticleApi {
         })
     }
 
-    /// The encoded article, from the cache or else the database.
-    async fn article_by_id(&self, id: Uuid) -> Result<Option<Bytes>> {
-        if let Some(encoded) = self.cache.article(id) {
-            return Ok(Some(encoded));
+    /// The article from the cache, if the request is valid and it is there.
+    fn cached_article(&self, request: &GetArticleRequest) -> Option<Bytes> {
+        let id = match &request.key {
+            Some(Key::Id(id)) => Uuid::try_parse(id).ok()?,
+            Some(Key::Slug(slug)) => self.cache.article_id(slug)?,
+            None => return None,
+        };
+        self.cache.article(id)
+    }
+
+    /// The first page from the cache, if the request is valid and asks for
+    /// a first page that is there.
+    fn cached_first_page(
+        &self,
+        request: &ListArticlesByTagRequest,
+    ) -> Option<EncodedListArticlesByTagResponse> {
+        if !request.page_token.is_empty() {
+            return None;
         }
-        let seen = self.cache.epoch();
-        let found = self.store.article_by_id(id).await?;
-        Ok(found.map(|article| self.keep(seen, &article)))
+        let tag_slug = resolve_tag("tag", &request.tag).ok()?;
+        let limit = page_size(request.page_size).ok()?;
+        let page = self.cache.first_page(&tag_slug, limit)?;
+        Some(EncodedListArticlesByTagResponse {
+            articles: page.articles.clone(),
+            next_page_token: page.next_page_token.clone(),
+        })
     }
 
     /// Encodes an article read from the database, and caches it.
@@ -156,14 +173,6 @@ impl ArticleApi {
     ) -> Result<EncodedListArticlesByTagResponse> {
         let tag_slug = resolve_tag("tag", &request.tag)?;
         let limit = page_size(request.page_size)?;
-        if request.page_token.is_empty()
-            && let Some(page) = self.cache.first_page(&tag_slug, limit)
-        {
-            return Ok(EncodedListArticlesByTagResponse {
-                articles: page.articles.clone(),
-                next_page_token: page.next_page_token.clone(),
-            });
-        }
         let seen = self.cache.epoch();
         let cursor = match request.page_token.as_str() {
             "" => None,
@@ -332,8 +341,16 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<GetArticleRequest>,
     ) -> Result<Response<EncodedGetArticleResponse>, Status> {
+        // A hit answers here. The database path's future is large (the
+        // queries' state): boxed, so that this one stays small to move.
+        if let Some(article) = self.cached_article(request.get_ref()) {
+            return Ok(Response::new(EncodedGetArticleResponse {
+                article: Some(article),
+            }));
+        }
         let budget = self.budget(request.metadata());
-        let response = deadline::within(budget, self.get_article(request.into_inner())).await?;
+        let response =
+            deadline::within(budget, Box::pin(self.get_article(request.into_inner()))).await?;
         Ok(Response::new(response))
     }
 
@@ -341,9 +358,16 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<ListArticlesByTagRequest>,
     ) -> Result<Response<EncodedListArticlesByTagResponse>, Status> {
+        // As in get_article.
+        if let Some(page) = self.cached_first_page(request.get_ref()) {
+            return Ok(Response::new(page));
+        }
         let budget = self.budget(request.metadata());
-        let response =
-            deadline::within(budget, self.list_articles_by_tag(request.into_inner())).await?;
+        let response = deadline::within(
+            budget,
+            Box::pin(self.list_articles_by_tag(request.into_inner())),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 
