@@ -394,7 +394,9 @@ impl ReadLoad {
     }
 }
 
-/// While the database is away: reads answer UNAVAILABLE within their bound
+/// While the database is away: reads that need it (`slug` must not be in the
+/// read cache, which may answer until the listener notices the loss) answer
+/// UNAVAILABLE within their bound
 /// (with and without a deadline), a publish too (it is not stored), and
 /// health turns NOT_SERVING within 15 s. Returns the reads' durations and
 /// how long health took to turn.
@@ -418,7 +420,8 @@ async fn assert_outage_behaviour(
         let status = timed
             .list_articles_by_tag(with_deadline(
                 tonic::Request::new(ListArticlesByTagRequest {
-                    tag: "Outage".into(),
+                    // A first page never read: not in the read cache.
+                    tag: unique_title("Outage list"),
                     ..ListArticlesByTagRequest::default()
                 }),
                 LOAD_DEADLINE,
@@ -530,14 +533,13 @@ async fn postgres_stopped_and_started_mid_load_fails_fast_and_recovers_without_l
     let load = ReadLoad::start(&server, &first.slug).await;
 
     for mode in [StopMode::Fast, StopMode::Immediate] {
-        published.push(
-            publish_new(&mut client, &format!("Before stop {mode:?}"), &["Outage"])
-                .await
-                .id,
-        );
+        // Never read, so not in the read cache: its read needs the database.
+        let before_stop =
+            publish_new(&mut client, &format!("Before stop {mode:?}"), &["Outage"]).await;
+        published.push(before_stop.id.clone());
         cluster.stop(mode);
         let (plain, timed, not_serving) =
-            assert_outage_behaviour(&server, &client, &first.slug).await;
+            assert_outage_behaviour(&server, &client, &before_stop.slug).await;
         cluster.start_again();
         let took = assert_recovers(&server, &client, &first.slug).await;
         println!(
@@ -578,11 +580,9 @@ async fn postgres_refusing_connections_fails_fast_and_recovers_without_loss() {
     let first = publish_new(&mut client, "Before the limit", &["Outage"]).await;
     let mut published = vec![first.id.clone()];
     let load = ReadLoad::start(&server, &first.slug).await;
-    published.push(
-        publish_new(&mut client, "Also before", &["Outage"])
-            .await
-            .id,
-    );
+    // Never read, so not in the read cache: its read needs the database.
+    let also_before = publish_new(&mut client, "Also before", &["Outage"]).await;
+    published.push(also_before.id.clone());
 
     // The service's role may open no more connections (PostgreSQL answers
     // 53300 too_many_connections, as when max_connections is reached), and
@@ -607,7 +607,8 @@ async fn postgres_refusing_connections_fails_fast_and_recovers_without_loss() {
         .map(|code| code.into_owned());
     assert_eq!(code.as_deref(), Some("53300"), "{refused}");
 
-    let (plain, timed, not_serving) = assert_outage_behaviour(&server, &client, &first.slug).await;
+    let (plain, timed, not_serving) =
+        assert_outage_behaviour(&server, &client, &also_before.slug).await;
     let connected: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'article_service'",
     )
