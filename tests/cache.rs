@@ -40,6 +40,28 @@ async fn first_page_titles(
         .collect()
 }
 
+/// Waits until GetArticle of `id` answers with `title`; fails the test
+/// after `within`.
+async fn wait_for_title(
+    what: &str,
+    within: Duration,
+    client: &article_service::proto::article_service_client::ArticleServiceClient<
+        tonic::transport::Channel,
+    >,
+    id: &str,
+    title: &str,
+) {
+    eventually(what, within, || {
+        let mut client = client.clone();
+        async move {
+            get_by_id(&mut client, id)
+                .await
+                .is_ok_and(|article| article.title == title)
+        }
+    })
+    .await;
+}
+
 /// The update of an article: same slug, another title.
 fn retitled(article: &article_service::proto::Article, title: &str) -> PublishArticleRequest {
     PublishArticleRequest {
@@ -122,20 +144,12 @@ async fn other_replicas_serve_a_change_within_the_bound() {
         retitled(&first, "Replicated first, corrected"),
     )
     .await;
-    eventually(
+    wait_for_title(
         "the other replica serves the update",
         OTHER_REPLICA_BOUND,
-        || {
-            let mut reading = reading.clone();
-            let id = first.id.clone();
-            async move {
-                get_by_id(&mut reading, &id)
-                    .await
-                    .map(|article| article.title)
-                    .ok()
-                    == Some("Replicated first, corrected".to_owned())
-            }
-        },
+        &reading,
+        &first.id,
+        "Replicated first, corrected",
     )
     .await;
     println!(
@@ -197,20 +211,12 @@ async fn a_replica_that_cannot_hear_changes_serves_nothing_from_memory() {
     publish(&mut writing, retitled(&article, "Unheard, corrected")).await;
 
     proxy.restore();
-    eventually(
+    wait_for_title(
         "the reader recovers with the change",
         Duration::from_secs(20),
-        || {
-            let mut reading = reading.clone();
-            let id = article.id.clone();
-            async move {
-                get_by_id(&mut reading, &id)
-                    .await
-                    .map(|article| article.title)
-                    .ok()
-                    == Some("Unheard, corrected".to_owned())
-            }
-        },
+        &reading,
+        &article.id,
+        "Unheard, corrected",
     )
     .await;
     assert_eq!(
