@@ -339,8 +339,11 @@ async fn with_a_certificate_every_service_speaks_tls_and_only_tls() {
 
     // A plaintext client gets nowhere: the server takes its HTTP/2 preface
     // for a bad TLS handshake and closes the connection, which the client
-    // reports as a transport error (UNKNOWN or UNAVAILABLE, depending on
-    // whether the close comes before or after it sent the call).
+    // reports as a transport error: UNKNOWN or UNAVAILABLE, depending on
+    // whether the close comes before or after it sent the call, or CANCELLED
+    // ("connection was not ready") when it comes while hyper is still
+    // handshaking (seen once in a fresh-machine run). Never a gRPC status
+    // from the server.
     let plaintext = Channel::from_shared(server.endpoint())
         .expect("a URI")
         .connect()
@@ -348,7 +351,10 @@ async fn with_a_certificate_every_service_speaks_tls_and_only_tls() {
     if let Ok(channel) = plaintext {
         let status = tls_health(channel).await.expect_err("plaintext is refused");
         assert!(
-            matches!(status.code(), Code::Unknown | Code::Unavailable),
+            matches!(
+                status.code(),
+                Code::Unknown | Code::Unavailable | Code::Cancelled
+            ),
             "{status:?}"
         );
         assert!(status.metadata().get("grpc-status").is_none(), "{status:?}");
