@@ -3,7 +3,9 @@
 
 use crate::domain::article::FieldViolation;
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone`: one failed batched lookup (`store::lookups`) answers each of
+/// its callers with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request breaks a rule; each violation names its field.
     #[error("invalid argument: {}", describe(.0))]

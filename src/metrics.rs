@@ -48,6 +48,7 @@ pub const POOL_WAITING: &str = "article_db_pool_waiting";
 pub const POOL_ACQUIRE_TIMEOUTS: &str = "article_db_pool_acquire_timeouts_total";
 pub const CACHE_LOOKUPS: &str = "article_cache_lookups_total";
 pub const CACHE_SIZE_BYTES: &str = "article_cache_size_bytes";
+pub const LOOKUP_BATCH_SIZE: &str = "article_db_lookup_batch_size";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -62,6 +63,10 @@ const ACQUIRE_BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Articles per batched GetArticle statement (`store::lookups`): 1 while
+/// the database keeps up, more while every statement slot is busy.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 /// Installs the process's recorder. Once per process; a second call (tests
 /// that build two servers in one process) reuses nothing and fails, which
 /// callers may ignore.
@@ -72,6 +77,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             Matcher::Full(POOL_ACQUIRE_SECONDS.to_owned()),
             ACQUIRE_BUCKETS,
         )?
+        .set_buckets_for_metric(Matcher::Full(LOOKUP_BATCH_SIZE.to_owned()), BATCH_BUCKETS)?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe();
@@ -132,6 +138,10 @@ fn describe() {
     describe_counter!(
         POOL_ACQUIRE_TIMEOUTS,
         "Waits for a pooled database connection that timed out (the call got UNAVAILABLE)."
+    );
+    describe_histogram!(
+        LOOKUP_BATCH_SIZE,
+        "Articles asked for per GetArticle database statement (batched while the database is busy)."
     );
     describe_gauge!(
         "article_service_build_info",

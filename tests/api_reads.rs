@@ -919,3 +919,83 @@ async fn paging_works_with_the_longest_tags() {
     assert_eq!(tags.len(), 4);
     assert_eq!(tags.iter().map(|(_, _, count)| count).sum::<i64>(), 18);
 }
+
+/// Concurrent GetArticle misses share database statements (`store::lookups`)
+/// and each caller still gets exactly its own answer: by id and by slug,
+/// the same key many times at once, and keys that match nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_statements_and_each_gets_its_own_answer() {
+    // No read cache, so that every call reaches the database; 8 connections
+    // give 1 statement slot, so the calls queue behind it and batch.
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await)
+            .env("CACHE_MAX_BYTES", "0")
+            .env("DATABASE_MAX_CONNECTIONS", "8"),
+    )
+    .await;
+    let mut client = server.client().await;
+    let mut stored = Vec::new();
+    for n in 0..20 {
+        stored.push(publish_new(&mut client, &format!("Batched {n}"), &["Batches"]).await);
+    }
+
+    // 300 calls at once: each stored article 5 times by id and 5 by slug,
+    // 50 unknown ids and 50 unknown (well-formed) slugs.
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..5 {
+        for (n, article) in stored.iter().enumerate() {
+            for key in [Key::Id(article.id.clone()), Key::Slug(article.slug.clone())] {
+                let mut caller = client.clone();
+                calls.spawn(async move { (Some(n), get(&mut caller, key).await) });
+            }
+        }
+        for n in 0..10 {
+            let mut caller = client.clone();
+            let id = uuid::Uuid::new_v4().to_string();
+            calls.spawn(async move { (None, get(&mut caller, Key::Id(id)).await) });
+            let mut caller = client.clone();
+            let slug = format!("2026-01-01-nothing-{round}-{n}");
+            calls.spawn(async move { (None, get(&mut caller, Key::Slug(slug)).await) });
+        }
+    }
+    let (mut found, mut not_found) = (0, 0);
+    while let Some(joined) = calls.join_next().await {
+        match joined.expect("a call task") {
+            (Some(n), answer) => {
+                assert_eq!(answer.expect("a stored article"), stored[n]);
+                found += 1;
+            }
+            (None, answer) => {
+                assert_eq!(answer.expect_err("unknown").code(), Code::NotFound);
+                not_found += 1;
+            }
+        }
+    }
+    assert_eq!((found, not_found), (200, 100));
+
+    // Every lookup went to the database exactly once, in fewer statements
+    // than lookups.
+    let lookups = server
+        .metric("article_db_lookup_batch_size_sum")
+        .await
+        .expect("the batch size series");
+    let statements = server
+        .metric("article_db_lookup_batch_size_count")
+        .await
+        .expect("the batch size series");
+    assert_eq!(lookups, 300.0);
+    assert!(
+        statements < 300.0,
+        "{statements} statements for 300 lookups"
+    );
+}
+
+async fn get(
+    client: &mut ArticleServiceClient<Channel>,
+    key: Key,
+) -> Result<Article, tonic::Status> {
+    client
+        .get_article(article_service::proto::GetArticleRequest { key: Some(key) })
+        .await
+        .map(|response| response.into_inner().article.expect("an article"))
+}

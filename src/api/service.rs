@@ -29,7 +29,7 @@ use crate::proto::{
     PublishArticleRequest, PublishArticleResponse, StreamNewArticlesRequest, TagSummary,
     get_article_request::Key,
 };
-use crate::store::{Store, TokenKeys};
+use crate::store::{ArticleKey, ArticleLookups, Store, TokenKeys};
 
 /// Tags one stream may filter on, at most.
 pub const MAX_STREAM_TAGS: usize = 100;
@@ -37,6 +37,8 @@ pub const MAX_STREAM_TAGS: usize = 100;
 #[derive(Clone)]
 pub struct ArticleApi {
     store: Store,
+    /// GetArticle's database reads, batched while the database is busy.
+    lookups: ArticleLookups,
     tokens: TokenKeys,
     auth: PublishAuth,
     feed: Feed,
@@ -56,6 +58,7 @@ impl ArticleApi {
         cache: ReadCache,
     ) -> Self {
         Self {
+            lookups: ArticleLookups::start(store.clone(), store.lookup_slots()),
             store,
             tokens,
             auth,
@@ -114,14 +117,14 @@ impl ArticleApi {
                 let id =
                     Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?;
                 let seen = self.cache.epoch();
-                let found = self.store.article_by_id(id).await?;
+                let found = self.lookups.article(ArticleKey::Id(id)).await?;
                 found.map(|article| self.keep(seen, &article))
             }
             // A slug that breaks the slug rule cannot have been stored.
             Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => None,
             Some(Key::Slug(slug)) => {
                 let seen = self.cache.epoch();
-                let found = self.store.article_by_slug(&slug).await?;
+                let found = self.lookups.article(ArticleKey::Slug(slug)).await?;
                 found.map(|article| self.keep(seen, &article))
             }
         };

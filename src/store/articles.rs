@@ -149,6 +149,40 @@ impl Store {
         .await
     }
 
+    /// The articles with these ids or these slugs, in no particular order
+    /// (unknown keys are simply absent): the batched lookups of
+    /// `store::lookups`, one statement per kind of key.
+    pub(super) async fn articles_by_keys(
+        &self,
+        ids: &[Uuid],
+        slugs: &[String],
+    ) -> Result<Vec<Article>> {
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
+            let mut rows: Vec<ArticleRow> = Vec::with_capacity(ids.len() + slugs.len());
+            if !ids.is_empty() {
+                rows.extend(
+                    sqlx::query_as(select_articles!("articles a WHERE a.id = ANY($1)"))
+                        .bind(ids)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                );
+            }
+            if !slugs.is_empty() {
+                rows.extend(
+                    sqlx::query_as::<_, ArticleRow>(select_articles!(
+                        "articles a WHERE a.slug = ANY($1)"
+                    ))
+                    .bind(slugs)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
+            }
+            Ok(rows.into_iter().map(Article::from).collect())
+        })
+        .await
+    }
+
     /// A page of the tag's articles, newest first (`published_at` then `id`,
     /// both descending), after `cursor` when given. Keyset paging on the
     /// `article_tags` primary key: the cost does not depend on the depth.

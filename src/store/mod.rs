@@ -3,6 +3,7 @@
 
 mod articles;
 mod feed;
+mod lookups;
 mod pool;
 mod tags;
 mod token_key;
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use articles::{ArticlePage, CHANGES_CHANNEL, FEED_CHANNEL, ImportTransaction, Upserted};
+pub use lookups::{ArticleKey, ArticleLookups};
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;
 
@@ -78,6 +80,15 @@ impl Store {
             read_pool: None,
             operation_timeout,
         }
+    }
+
+    /// How many batched article statements (`lookups`) run at once: an
+    /// eighth of the read pool (2 of the default 16), at least 1. Fewer slots
+    /// make larger batches; on 2 cores, 2 slots measured best (BENCHMARKS.md),
+    /// and the rest of the pool stays free for the other reads.
+    pub fn lookup_slots(&self) -> usize {
+        let size = self.pool_for(Role::Read).options().get_max_connections();
+        (size as usize / 8).max(1)
     }
 
     pub fn pool(&self) -> &PgPool {

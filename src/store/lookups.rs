@@ -1,0 +1,211 @@
+//! GetArticle's database reads, batched when the database is busy.
+//!
+//! # Why
+//!
+//! A read that misses the cache costs the database little (an index probe
+//! and one row) but costs three round trips through sqlx's pool: a ping when
+//! the connection is handed out (`test_before_acquire`), the query, and a ping
+//! when it is taken back (which sqlx always does). On a small machine those round trips (system calls
+//! and context switches on both sides) are most of what a miss costs: at 64
+//! concurrent misses on 2 cores the service did about a third of pgbench's
+//! rate for the same statement (BENCHMARKS.md).
+//!
+//! # How
+//!
+//! Lookups queue; one dispatcher task keeps at most `in_flight` statements
+//! running, and whenever one of those slots is free it takes every lookup
+//! queued so far (up to [`MAX_BATCH`]) into one statement
+//! (`WHERE id = ANY($1)`). There is no timer: a lookup that finds a slot
+//! free goes at once, alone, with the single-key statement, so an idle
+//! service answers as before, and batches only form while every slot is busy,
+//! which is when they pay. Concurrent lookups of one key share its row.
+//!
+//! Nothing else changes for a caller: the answer is what the single-key
+//! statement would have read at some moment after the call began, errors are
+//! the store's errors, and the wait is bounded by the operation timeout.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::Store;
+use crate::domain::article::Article;
+use crate::error::{Error, Result};
+use crate::metrics::LOOKUP_BATCH_SIZE;
+
+/// Keys one statement asks for, at most.
+pub const MAX_BATCH: usize = 128;
+
+/// Lookups waiting for a slot, at most; past it a caller waits to queue
+/// (calls in flight are bounded anyway, by `MAX_INFLIGHT_CALLS`).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// How an article is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ArticleKey {
+    Id(Uuid),
+    Slug(String),
+}
+
+struct Lookup {
+    key: ArticleKey,
+    reply: oneshot::Sender<Result<Option<Article>>>,
+}
+
+/// The batched article reads; clones share one dispatcher.
+#[derive(Clone)]
+pub struct ArticleLookups {
+    queue: mpsc::Sender<Lookup>,
+    timeout: Duration,
+}
+
+impl ArticleLookups {
+    /// Starts the dispatcher (on the current Tokio runtime). It runs until
+    /// the last clone is dropped.
+    pub fn start(store: Store, in_flight: usize) -> Self {
+        let (queue, pending) = mpsc::channel(QUEUE_CAPACITY);
+        let timeout = store.operation_timeout;
+        tokio::spawn(dispatch(store, pending, in_flight.max(1)));
+        Self { queue, timeout }
+    }
+
+    /// The article with this key, if there is one.
+    pub async fn article(&self, key: ArticleKey) -> Result<Option<Article>> {
+        let (reply, answer) = oneshot::channel();
+        let asked = async {
+            self.queue
+                .send(Lookup { key, reply })
+                .await
+                .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+            answer
+                .await
+                .map_err(|_| Error::Internal("an article lookup was dropped unanswered".into()))?
+        };
+        // A slot frees within one operation timeout, and the statement then
+        // takes at most another: the caller's bound stays the store's.
+        tokio::time::timeout(self.timeout, asked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Unavailable(
+                    "the database did not answer in time".into(),
+                ))
+            })
+    }
+}
+
+/// Takes the queued lookups into a statement whenever a slot is free.
+async fn dispatch(store: Store, mut pending: mpsc::Receiver<Lookup>, in_flight: usize) {
+    let slots = Arc::new(Semaphore::new(in_flight));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return; // every sender is gone
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            answer(&store, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Reads one batch and answers each of its callers.
+async fn answer(store: &Store, mut batch: Vec<Lookup>) {
+    // Callers that gave up (deadline, cancellation) need no row.
+    batch.retain(|lookup| !lookup.reply.is_closed());
+    metrics::histogram!(LOOKUP_BATCH_SIZE).record(batch.len() as f64);
+    let found = match batch.as_slice() {
+        [] => return,
+        // Alone: the single-key statement, exactly as without batching.
+        [single] => match &single.key {
+            ArticleKey::Id(id) => store.article_by_id(*id).await,
+            ArticleKey::Slug(slug) => store.article_by_slug(slug).await,
+        }
+        .map(|article| article.into_iter().collect()),
+        many => {
+            let (ids, slugs) = split_keys(many.iter().map(|lookup| &lookup.key));
+            store.articles_by_keys(&ids, &slugs).await
+        }
+    };
+    match found {
+        Ok(articles) => {
+            let found = Found::new(articles);
+            for lookup in batch {
+                let _ = lookup.reply.send(Ok(found.get(&lookup.key)));
+            }
+        }
+        Err(error) => {
+            for lookup in batch {
+                let _ = lookup.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// The distinct ids and slugs of `keys`.
+fn split_keys<'a>(keys: impl Iterator<Item = &'a ArticleKey>) -> (Vec<Uuid>, Vec<String>) {
+    let (mut ids, mut slugs) = (Vec::new(), Vec::new());
+    for key in keys {
+        match key {
+            ArticleKey::Id(id) if !ids.contains(id) => ids.push(*id),
+            ArticleKey::Slug(slug) if !slugs.contains(slug) => slugs.push(slug.clone()),
+            _ => {}
+        }
+    }
+    (ids, slugs)
+}
+
+/// A batch's articles, by id and by slug.
+struct Found {
+    by_id: HashMap<Uuid, Article>,
+    id_by_slug: HashMap<String, Uuid>,
+}
+
+impl Found {
+    fn new(articles: Vec<Article>) -> Self {
+        let id_by_slug = articles
+            .iter()
+            .map(|article| (article.slug.clone(), article.id))
+            .collect();
+        let by_id = articles
+            .into_iter()
+            .map(|article| (article.id, article))
+            .collect();
+        Self { by_id, id_by_slug }
+    }
+
+    fn get(&self, key: &ArticleKey) -> Option<Article> {
+        let id = match key {
+            ArticleKey::Id(id) => id,
+            ArticleKey::Slug(slug) => self.id_by_slug.get(slug)?,
+        };
+        self.by_id.get(id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keys_keeps_each_key_once_in_its_kind() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let keys = [
+            ArticleKey::Id(a),
+            ArticleKey::Slug("one".into()),
+            ArticleKey::Id(b),
+            ArticleKey::Id(a),
+            ArticleKey::Slug("one".into()),
+            ArticleKey::Slug("two".into()),
+        ];
+        let (ids, slugs) = split_keys(keys.iter());
+        assert_eq!(ids, vec![a, b]);
+        assert_eq!(slugs, vec!["one".to_owned(), "two".to_owned()]);
+    }
+}
