@@ -8,6 +8,9 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/newsroom/content/v1/article_service.proto";
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds migrations/ at compile time, but cargo does not
+    // see a new file there by itself (sqlx's documented build.rs line).
+    println!("cargo:rerun-if-changed=migrations");
 
     let descriptors = protox::Compiler::new(["proto"])?
         .include_imports(true)

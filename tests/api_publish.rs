@@ -1382,3 +1382,46 @@ async fn concurrent_first_uses_of_a_tag_agree_on_one_display_name() {
         ]
     );
 }
+
+/// An article deleted by hand (a takedown) takes its `article_tags` rows
+/// with it: the trigger of migration 20261129090000, which replaced the
+/// foreign key's ON DELETE CASCADE. Its tags' pages no longer list it.
+#[tokio::test]
+async fn an_article_deleted_by_hand_leaves_no_tag_rows() {
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await).env("CACHE_MAX_BYTES", "0"),
+    )
+    .await;
+    let mut client = server.client().await;
+    let kept = publish_new(&mut client, "Kept", &["Takedowns", "World"]).await;
+    let taken_down = publish_new(&mut client, "Taken down", &["Takedowns", "Law"]).await;
+    let other = publish_new(&mut client, "Other", &["Law"]).await;
+
+    let pool = pool(&server.database_url).await;
+    let deleted = sqlx::query("DELETE FROM articles WHERE id = $1::uuid OR id = $2::uuid")
+        .bind(&taken_down.id)
+        .bind(&other.id)
+        .execute(&pool)
+        .await
+        .expect("delete by hand")
+        .rows_affected();
+    assert_eq!(deleted, 2);
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT article_id::text, tag_slug FROM article_tags ORDER BY tag_slug",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read the tag rows");
+    pool.close().await;
+    assert_eq!(
+        rows,
+        vec![
+            (kept.id.clone(), "takedowns".to_owned()),
+            (kept.id.clone(), "world".to_owned()),
+        ]
+    );
+    let (listed, _) = list_all_by_tag(&mut client, "takedowns", 10).await;
+    assert_eq!(listed, vec![kept]);
+    let (listed, _) = list_all_by_tag(&mut client, "law", 10).await;
+    assert!(listed.is_empty(), "{listed:?}");
+}

@@ -45,7 +45,8 @@ fn with_deadline<T>(mut request: tonic::Request<T>, deadline: Duration) -> tonic
 }
 
 /// Checks, in SQL, that the store holds only whole articles: feed positions
-/// 1..N with no hole, each article's `article_tags` rows exactly its tags
+/// 1..N with no hole, every `article_tags` row of an existing article and
+/// tag, each article's `article_tags` rows exactly its tags
 /// (with its publication time), tag names as the tags table has them, and
 /// every tag's `article_count` equal to its rows. Returns N.
 async fn assert_store_consistent(database_url: &str) -> i64 {
@@ -64,6 +65,17 @@ async fn assert_store_consistent(database_url: &str) -> i64 {
             "SELECT count(*) FROM articles a WHERE \
                ARRAY(SELECT t.tag_slug::text FROM article_tags t WHERE t.article_id = a.id ORDER BY 1) \
                IS DISTINCT FROM ARRAY(SELECT s FROM unnest(a.tag_slugs) s ORDER BY 1)",
+        ),
+        // What the foreign keys checked until migration 20261129090000.
+        (
+            "article_tags rows of no article",
+            "SELECT count(*) FROM article_tags t \
+             WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.id = t.article_id)",
+        ),
+        (
+            "article_tags rows of no tag",
+            "SELECT count(*) FROM article_tags t \
+             WHERE NOT EXISTS (SELECT 1 FROM tags g WHERE g.slug = t.tag_slug)",
         ),
         (
             "article_tags rows with another publication time",
