@@ -1406,12 +1406,11 @@ async fn an_article_deleted_by_hand_leaves_no_tag_rows() {
         .expect("delete by hand")
         .rows_affected();
     assert_eq!(deleted, 2);
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT article_id::text, tag_slug FROM article_tags ORDER BY tag_slug",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("read the tag rows");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT article_id::text, tag_slug FROM article_tags ORDER BY tag_slug")
+            .fetch_all(&pool)
+            .await
+            .expect("read the tag rows");
     pool.close().await;
     assert_eq!(
         rows,
