@@ -84,8 +84,9 @@ impl ArticleLookups {
                 .await
                 .map_err(|_| Error::Internal("an article lookup was dropped unanswered".into()))?
         };
-        // A slot frees within one operation timeout, and the statement then
-        // takes at most another: the caller's bound stays the store's.
+        // The wait for a slot and the statement are each bounded by the
+        // operation timeout; the caller's whole wait is bounded by one, like
+        // any other store call.
         tokio::time::timeout(self.timeout, asked)
             .await
             .unwrap_or_else(|_| {
