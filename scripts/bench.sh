@@ -43,62 +43,25 @@ BIN="$PROJECT/target/release/article-service"
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-is_root() { [[ $(id -u) == 0 ]]; }
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [[ -n ${PG_BINDIR:-} ]] && PG_BIN=$PG_BINDIR
 [[ -x $PG_BIN/initdb && -x $PG_BIN/pgbench ]] \
     || die "PostgreSQL's server and pgbench were not found (set PG_BINDIR; scripts/dev-env.sh db-url installs them)"
 
-# Server commands run as the cluster's owner: user postgres when we are root.
-as_pg() {
-    if is_root; then
-        (cd "$PG_DIR" && runuser -u postgres -- "$@")
-    else
-        (cd "$PG_DIR" && "$@")
-    fi
-}
-
-pg_up() {
-    mkdir -p "$PG_DIR"
-    if is_root; then chown postgres: "$PG_DIR"; fi
-    chmod 0700 "$PG_DIR"
-    if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
-        say "creating the benchmark cluster in $PG_DIR/data"
-        as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" --auth=trust --username=postgres -E UTF8 \
-            --locale=C.UTF-8 --no-sync >"$DIR/initdb.log" 2>&1 \
-            || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
-        # The development cluster's settings (speed over durability: BENCHMARKS.md says so),
-        # with buffers sized for a 1,000,000-article database on a 24 GiB machine.
-        cat >>"$PG_DIR/data/postgresql.conf" <<'EOF'
-
-# --- article-service scripts/bench.sh ---
-listen_addresses = '127.0.0.1'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-max_connections = 300
+# The cluster is scripts/dev-env.sh's throwaway cluster (same settings: speed over
+# durability, BENCHMARKS.md says so) in a directory and on a port of its own, with buffers
+# sized for a 1,000,000-article database on a 24 GiB machine.
+BENCH_PG_CONF="# --- article-service scripts/bench.sh ---
 shared_buffers = 2GB
 max_wal_size = 8GB
-checkpoint_timeout = 30min
-EOF
-    fi
-    if ! as_pg "$PG_BIN/pg_ctl" status -D "$PG_DIR/data" >/dev/null 2>&1; then
-        mkdir -p "$PG_DIR/run"
-        if is_root; then chown postgres: "$PG_DIR/run"; fi
-        say "starting the benchmark cluster on 127.0.0.1:$PG_PORT"
-        as_pg "$PG_BIN/pg_ctl" start -D "$PG_DIR/data" -l "$PG_DIR/postgresql.log" -w -t 60 \
-            -o "-p $PG_PORT -h 127.0.0.1 -k '$PG_DIR/run'" >/dev/null \
-            || { tail -n 20 "$PG_DIR/postgresql.log" >&2; die "PostgreSQL did not start"; }
-    fi
+checkpoint_timeout = 30min"
+dev_env() { # COMMAND: scripts/dev-env.sh on the benchmark cluster
+    env -u DATABASE_URL PG_CLUSTER_DIR="$PG_DIR" PG_PORT="$PG_PORT" PG_EXTRA_CONF="$BENCH_PG_CONF" \
+        bash "$PROJECT/scripts/dev-env.sh" "$@"
 }
-
-pg_down() {
-    if [[ -f $PG_DIR/data/postmaster.pid ]]; then
-        say "stopping the benchmark cluster"
-        as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DIR/data" -m fast -w >/dev/null || true
-    fi
-}
+pg_up() { dev_env db-url >/dev/null; }
+pg_down() { dev_env stop; }
 
 psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 

