@@ -122,7 +122,15 @@ impl Application {
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
         let addr = incoming.local_addr()?;
-        let incoming = incoming.map(|accepted| accepted.map(ServerConnection::new));
+        // Past the age, its grace and the request timeout, only streams that
+        // never end on their own are left (see `ServerConnection::new`).
+        let lifetime = (config.max_connection_age > 0).then(|| {
+            Duration::from_secs(config.max_connection_age)
+                + Duration::from_secs(config.max_connection_age_grace)
+                    .max(Duration::from_millis(config.request_timeout_ms))
+        });
+        let incoming = incoming
+            .map(move |accepted| accepted.map(|stream| ServerConnection::new(stream, lifetime)));
 
         // Stop accepting calls only after streams were told to end, so that
         // graceful HTTP/2 shutdown has nothing long-lived to wait for.

@@ -545,3 +545,67 @@ fn is_unsent_at_goaway(status: &tonic::Status) -> bool {
             .and_then(|source| source.downcast_ref::<hyper::Error>())
             .is_some_and(hyper::Error::is_canceled)
 }
+
+/// A stream that never ends on its own (a health Watch, as grpc-go's
+/// client-side health checking keeps on every connection) does not hold its
+/// connection past the age: at the age, its grace and the request timeout
+/// the connection is closed, the stream fails, and a new Watch on the same
+/// channel works on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_watch_does_not_hold_its_connection_past_the_age() {
+    use std::sync::atomic::Ordering;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    // Closed 2 s (the age) + max(1 s grace, 1 s request timeout) after accepting.
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await)
+            .env("MAX_CONNECTION_AGE", "2")
+            .env("MAX_CONNECTION_AGE_GRACE", "1")
+            .env("REQUEST_TIMEOUT_MS", "1000"),
+    )
+    .await;
+    let (channel, connections) = counting_channel(&server).await;
+    let connected = Instant::now();
+    let mut health = HealthClient::new(channel);
+    let watch = |mut health: HealthClient<Channel>| async move {
+        health
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("a watch")
+            .into_inner()
+    };
+    let mut watching = watch(health.clone()).await;
+    let first = watching.message().await.expect("a status").expect("one");
+    assert_eq!(first.status, SERVING);
+
+    let ended = tokio::time::timeout(Duration::from_secs(10), watching.message())
+        .await
+        .expect("the watch ends");
+    let ended_after = connected.elapsed();
+    let status = ended.expect_err("cut with its connection");
+    // The connection fails under the stream: tonic says UNKNOWN ("h2
+    // protocol error"), grpc-go and grpc-java UNAVAILABLE.
+    assert!(
+        matches!(status.code(), Code::Unknown | Code::Unavailable),
+        "{status:?}"
+    );
+    // Timed from the client's side of the handshake, a little after the
+    // server accepted.
+    assert!(
+        ended_after >= Duration::from_millis(2_900) && ended_after < Duration::from_millis(3_800),
+        "ended after {ended_after:?}"
+    );
+
+    let mut again = watch(health.clone()).await;
+    let status = again.message().await.expect("a status").expect("one");
+    assert_eq!(status.status, SERVING);
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
+    drop(
+        health
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("check"),
+    );
+}
