@@ -120,21 +120,24 @@ async fn dispatch(store: Store, mut pending: mpsc::Receiver<Lookup>, in_flight: 
 async fn answer(store: &Store, mut batch: Vec<Lookup>) {
     // Callers that gave up (deadline, cancellation) need no row.
     batch.retain(|lookup| !lookup.reply.is_closed());
+    if batch.is_empty() {
+        return;
+    }
     metrics::histogram!(LOOKUP_BATCH_SIZE).record(batch.len() as f64);
-    let found = match batch.as_slice() {
-        [] => return,
-        // Alone: the single-key statement, exactly as without batching.
-        [single] => match &single.key {
+    // Alone: the single-key statement, exactly as without batching, and its
+    // article straight to its caller.
+    if batch.len() == 1
+        && let Some(Lookup { key, reply }) = batch.pop()
+    {
+        let found = match &key {
             ArticleKey::Id(id) => store.article_by_id(*id).await,
             ArticleKey::Slug(slug) => store.article_by_slug(slug).await,
-        }
-        .map(|article| article.into_iter().collect()),
-        many => {
-            let (ids, slugs) = split_keys(many.iter().map(|lookup| &lookup.key));
-            store.articles_by_keys(&ids, &slugs).await
-        }
-    };
-    match found {
+        };
+        let _ = reply.send(found);
+        return;
+    }
+    let (ids, slugs) = split_keys(batch.iter().map(|lookup| &lookup.key));
+    match store.articles_by_keys(&ids, &slugs).await {
         Ok(articles) => {
             let found = Found::new(articles);
             for lookup in batch {
