@@ -946,16 +946,18 @@ async fn concurrent_reads_share_statements_and_each_gets_its_own_answer() {
         for (n, article) in stored.iter().enumerate() {
             for key in [Key::Id(article.id.clone()), Key::Slug(article.slug.clone())] {
                 let mut caller = client.clone();
-                calls.spawn(async move { (Some(n), get(&mut caller, key).await) });
+                calls.spawn(async move { (Some(n), get_article(&mut caller, Some(key)).await) });
             }
         }
         for n in 0..10 {
             let mut caller = client.clone();
             let id = uuid::Uuid::new_v4().to_string();
-            calls.spawn(async move { (None, get(&mut caller, Key::Id(id)).await) });
+            calls.spawn(async move { (None, get_article(&mut caller, Some(Key::Id(id))).await) });
             let mut caller = client.clone();
             let slug = format!("2026-01-01-nothing-{round}-{n}");
-            calls.spawn(async move { (None, get(&mut caller, Key::Slug(slug)).await) });
+            calls.spawn(
+                async move { (None, get_article(&mut caller, Some(Key::Slug(slug))).await) },
+            );
         }
     }
     let (mut found, mut not_found) = (0, 0);
@@ -988,14 +990,4 @@ async fn concurrent_reads_share_statements_and_each_gets_its_own_answer() {
         statements < 300.0,
         "{statements} statements for 300 lookups"
     );
-}
-
-async fn get(
-    client: &mut ArticleServiceClient<Channel>,
-    key: Key,
-) -> Result<Article, tonic::Status> {
-    client
-        .get_article(article_service::proto::GetArticleRequest { key: Some(key) })
-        .await
-        .map(|response| response.into_inner().article.expect("an article"))
 }
