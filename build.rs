@@ -31,31 +31,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(descriptors.clone())?;
 
     // The server apart, using those messages (`crate::proto`), except that
-    // the responses that carry articles carry them already encoded:
-    // StreamNewArticles sends `feed::wire::EncodedStreamResponse` (see
-    // there), the reads `api::wire`'s. The exact path wins
-    // over the package's. `src/lib.rs` includes the result in `proto`.
+    // the responses that carry articles carry them already encoded
+    // (`crate::wire`, which says why that is wire-compatible). The exact
+    // path wins over the package's. `src/lib.rs` includes the result in
+    // `proto`.
     let server_dir = out_dir.join("server");
     std::fs::create_dir_all(&server_dir)?;
-    tonic_prost_build::configure()
+    let mut server = tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
         .out_dir(&server_dir)
-        .extern_path(".newsroom.content.v1", "crate::proto")
-        .extern_path(
-            ".newsroom.content.v1.StreamNewArticlesResponse",
-            "crate::feed::wire::EncodedStreamResponse",
-        )
-        // GetArticle and ListArticlesByTag send articles as the read cache
-        // keeps them, encoded (`api::wire`).
-        .extern_path(
-            ".newsroom.content.v1.GetArticleResponse",
-            "crate::api::wire::EncodedGetArticleResponse",
-        )
-        .extern_path(
-            ".newsroom.content.v1.ListArticlesByTagResponse",
-            "crate::api::wire::EncodedListArticlesByTagResponse",
-        )
-        .compile_fds(descriptors)?;
+        .extern_path(".newsroom.content.v1", "crate::proto");
+    for (message, encoded) in [
+        ("StreamNewArticlesResponse", "EncodedStreamResponse"),
+        ("StreamArticleChangesResponse", "EncodedChangeResponse"),
+        ("GetArticleResponse", "EncodedGetArticleResponse"),
+        ("ListArticlesByTagResponse", "EncodedListArticlesByTagResponse"),
+    ] {
+        server = server.extern_path(
+            format!(".newsroom.content.v1.{message}"),
+            format!("crate::wire::{encoded}"),
+        );
+    }
+    server.compile_fds(descriptors)?;
     Ok(())
 }

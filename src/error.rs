@@ -1,17 +1,24 @@
 //! The service's one error type. Every layer returns it; `api::status` maps
 //! it to a gRPC status in one place.
 
-use crate::domain::article::FieldViolation;
+use crate::domain::article::{FieldViolation, describe_violations};
 
 /// `Clone`: one failed batched lookup (`store::lookups`) answers each of
 /// its callers with the same error.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request breaks a rule; each violation names its field.
-    #[error("invalid argument: {}", describe(.0))]
+    #[error("invalid argument: {}", describe_violations(.0))]
     InvalidArgument(Vec<FieldViolation>),
     #[error("{0}")]
     NotFound(String),
+    /// The article was taken down: NOT_FOUND, with a detail that tells a
+    /// takedown from an article that never existed.
+    #[error("the article was withdrawn")]
+    Withdrawn,
+    /// The request is valid but the article's state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("missing or wrong publish token")]
     Unauthenticated,
     #[error("{0}")]
@@ -81,12 +88,4 @@ fn is_unavailable_sqlstate(code: &str) -> bool {
     ["08", "53", "57", "40"]
         .iter()
         .any(|class| code.starts_with(class))
-}
-
-fn describe(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
 }

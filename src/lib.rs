@@ -8,8 +8,8 @@ pub mod proto {
     //! Code generated from `proto/` by `build.rs`.
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("newsroom.content.v1");
-    // `article_service_server`, generated apart (see `build.rs`): its
-    // StreamNewArticles sends `crate::feed::wire::EncodedStreamResponse`.
+    // `article_service_server`, generated apart (see `build.rs`): the
+    // responses that carry articles are `crate::wire`'s pre-encoded ones.
     include!(concat!(env!("OUT_DIR"), "/server/newsroom.content.v1.rs"));
 
     /// Encoded `FileDescriptorSet` of the service, for server reflection.
@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod wire;

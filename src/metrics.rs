@@ -49,6 +49,9 @@ pub const POOL_ACQUIRE_TIMEOUTS: &str = "article_db_pool_acquire_timeouts_total"
 pub const CACHE_LOOKUPS: &str = "article_cache_lookups_total";
 pub const CACHE_SIZE_BYTES: &str = "article_cache_size_bytes";
 pub const LOOKUP_BATCH_SIZE: &str = "article_db_lookup_batch_size";
+pub const RELEASES: &str = "article_releases_total";
+pub const RELEASES_PENDING: &str = "article_releases_pending";
+pub const WITHDRAWALS: &str = "article_withdrawals_total";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -101,6 +104,18 @@ fn describe() {
         CALL_SECONDS,
         metrics::Unit::Seconds,
         "gRPC call latency (a stream's whole life)."
+    );
+    describe_counter!(
+        RELEASES,
+        "Embargoed articles this replica released (made public at their published_at)."
+    );
+    describe_gauge!(
+        RELEASES_PENDING,
+        "SCHEDULED articles stored, waiting for their published_at (as this replica last read)."
+    );
+    describe_counter!(
+        WITHDRAWALS,
+        "Articles this replica withdrew (WithdrawArticle calls that changed something)."
     );
     describe_gauge!(OPEN_STREAMS, "StreamNewArticles streams open now.");
     describe_counter!(

@@ -18,9 +18,9 @@ use crate::api::{
 use crate::cache::ReadCache;
 use crate::config::ServeConfig;
 use crate::connection::ServerConnection;
-use crate::feed::{ConnectionAge, Feed, FeedSettings, run_listener};
+use crate::feed::{ConnectionAge, Feed, FeedSettings, run_listener, run_releases};
 use crate::proto::article_service_server::ArticleServiceServer;
-use crate::store::{Store, TokenKeys};
+use crate::store::{ArticleLookups, Store, TokenKeys};
 
 /// The service name health reports on, besides "".
 const SERVICE_NAME: &str = "newsroom.content.v1.ArticleService";
@@ -83,6 +83,7 @@ impl Application {
             stopping.clone(),
         );
         let listener_task = tokio::spawn(run_listener(feed.clone(), options));
+        let release_task = tokio::spawn(run_releases(feed.clone()));
 
         let metrics_addr =
             crate::metrics::serve(config.metrics_addr, metrics, stopping.clone()).await?;
@@ -105,8 +106,10 @@ impl Application {
         // Old grpcurl speaks only v1alpha; newer clients ask for v1.
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
+        let lookups = ArticleLookups::start(store.clone(), store.lookup_slots());
         let api = ArticleApi::new(
             store,
+            lookups,
             tokens,
             PublishAuth::new(config.publish_token.as_ref()),
             feed,
@@ -195,6 +198,7 @@ impl Application {
             }
         }
         listener_task.abort();
+        release_task.abort();
         tracing::info!("stopped");
         crate::telemetry::flush().await;
         Ok(())

@@ -4,15 +4,17 @@
 mod admission;
 mod auth;
 mod call_log;
-pub mod convert;
 mod deadline;
 mod message_size;
+mod reads;
 mod service;
 mod status;
-pub mod wire;
+mod streams;
+mod writes;
 
 pub use admission::AdmissionLayer;
 pub use auth::PublishAuth;
 pub use call_log::CallLogLayer;
 pub use message_size::oversized_is_resource_exhausted;
 pub use service::ArticleApi;
+pub use streams::MAX_STREAM_TAGS;

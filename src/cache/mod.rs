@@ -1,7 +1,7 @@
 //! The read cache: articles and first pages of tags, kept encoded, in memory.
 //!
 //! Reads dominate, and most go to a few articles and the first page of a few
-//! tags. Each is kept as protobuf bytes (`api::wire`), so a hit costs no
+//! tags. Each is kept as protobuf bytes (`wire`), so a hit costs no
 //! database round trip, no conversion and no encoding.
 //!
 //! What a publish changes is dropped, never updated in place:
@@ -38,11 +38,13 @@ use uuid::Uuid;
 use crate::domain::paging::MAX_PAGE_SIZE;
 use crate::metrics::{CACHE_LOOKUPS, CACHE_SIZE_BYTES};
 
-/// A first page of a tag: the encoded articles and the next page token.
+/// A first page of a tag: the encoded articles, and the tokens of its paging
+/// session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPage {
     pub articles: Vec<Bytes>,
     pub next_page_token: String,
+    pub changes_token: String,
 }
 
 /// Which first page: the tag's slug and the page size (1 to `MAX_PAGE_SIZE`).
@@ -264,6 +266,7 @@ mod tests {
         CachedPage {
             articles: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
             next_page_token: token.to_owned(),
+            changes_token: String::new(),
         }
     }
 

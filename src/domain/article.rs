@@ -36,8 +36,23 @@ pub struct Article {
     pub published_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub revision: i64,
-    /// Store order: see `store::articles` for why it has no gaps.
-    pub feed_position: i64,
+    pub state: ArticleState,
+}
+
+/// Where an article stands. Public reads show `Published` articles only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArticleState {
+    Published,
+    /// Stored, public from `published_at` on (embargo).
+    Scheduled,
+    /// Taken down, until published again.
+    Withdrawn,
+}
+
+impl ArticleState {
+    pub fn is_public(self) -> bool {
+        self == Self::Published
+    }
 }
 
 /// An article as a publisher sends it (PublishArticleRequest, or one record
@@ -76,6 +91,21 @@ pub struct ValidArticle {
 pub struct FieldViolation {
     pub field: &'static str,
     pub description: String,
+}
+
+impl std::fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+/// Violations as one message: "field: description; field: description".
+pub fn describe_violations(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(FieldViolation::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl FieldViolation {

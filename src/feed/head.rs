@@ -38,7 +38,7 @@ impl SharedHeadRead {
             return Ok(read.head);
         }
         let started = Instant::now();
-        let head = store.feed_head().await?;
+        let head = store.change_head().await?;
         *last = Some(HeadRead { started, head });
         Ok(head)
     }

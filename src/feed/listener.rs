@@ -3,27 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 
-use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
-use crate::api::convert::article_to_proto;
+use super::{Feed, FeedEvent, FeedItem};
+use crate::domain::lifecycle::ChangeKind;
 use crate::domain::token::Token;
 use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
-use crate::store::{CHANGES_CHANNEL, FEED_CHANNEL};
-
-/// How long the LISTEN connection may take to answer a ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::store::{ChangeFilter, Notification, Notifications};
+use crate::wire::EncodedChange;
 
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
-/// and broadcasts every newly stored article once.
+/// and broadcasts every change once.
 pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
-    // A pool of its own for the LISTEN connection. Two connections, because
-    // a dropped PgListener hands its (possibly dead) connection back in a
-    // background task: the replacement must not wait for that.
-    let listen_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options);
+    let notifications = Notifications::new(options);
     let mut position: Option<i64> = None;
     let mut lag = Lag::default();
     let reconnects = metrics::counter!(LISTENER_RECONNECTS);
@@ -31,7 +23,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
     let mut connected_before = false;
     let mut backoff = Duration::from_millis(100);
     while !feed.shutdown.is_cancelled() {
-        let mut listener = match connect(&listen_pool).await {
+        let mut listener = match notifications.listen().await {
             Ok(listener) => {
                 backoff = Duration::from_millis(100);
                 // The first connection is not a reconnect; every later one
@@ -71,21 +63,21 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                     catch_up(&feed, &mut position, &mut lag).await;
                     // A connection to a host that vanished can stay silent
                     // forever instead of failing: make sure it answers.
-                    if !answers(&mut listener).await {
+                    if !listener.answers().await {
                         tracing::warn!("feed listener connection does not answer; reconnecting");
                         feed.cache.set_listening(false);
                         break;
                     }
                 }
-                notification = listener.try_recv() => match notification {
-                    Ok(Some(notification)) if notification.channel() == CHANGES_CHANNEL => {
-                        articles_changed(&feed, notification.payload());
+                notification = listener.recv() => match notification {
+                    Ok(Some(Notification::ArticlesChanged(Some(ids)))) => {
+                        feed.cache.articles_changed(&ids);
                     }
-                    Ok(Some(notification)) => {
-                        // The payload is the newest position the notifying
-                        // transaction stored: a burst of notifications costs
-                        // one read, not one each.
-                        let hint = notification.payload().parse::<i64>().ok();
+                    Ok(Some(Notification::ArticlesChanged(None))) => feed.cache.clear(),
+                    Ok(Some(Notification::NewChanges { up_to: hint })) => {
+                        // The newest position the notifying transaction
+                        // wrote: a burst of notifications costs one read,
+                        // not one each.
                         if let Some(hint) = hint {
                             lag.stored_at_least(hint);
                         }
@@ -109,42 +101,15 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
     }
 }
 
-async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    // On a lost connection return at once: we reconnect here, and catch up
-    // from the table once listening again.
-    listener.eager_reconnect(false);
-    listener.listen_all([FEED_CHANNEL, CHANGES_CHANNEL]).await?;
-    Ok(listener)
-}
-
-/// An `article_changes` notification: the ids of updated articles, or `*`.
-fn articles_changed(feed: &Feed, payload: &str) {
-    let ids: Option<Vec<uuid::Uuid>> = payload
-        .split(',')
-        .map(|id| uuid::Uuid::try_parse(id).ok())
-        .collect();
-    match ids {
-        Some(ids) => feed.cache.articles_changed(&ids),
-        None => feed.cache.clear(),
-    }
-}
-
-async fn answers(listener: &mut PgListener) -> bool {
-    // Notifications that arrive meanwhile are buffered for `try_recv`.
-    let ping = sqlx::query("SELECT 1").execute(&mut *listener);
-    matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)))
-}
-
 /// Positions never go back, so a head below what we broadcast means the
-/// database lost articles (a restore from a backup). New articles will take
+/// database lost changes (a restore from a backup). New articles will take
 /// those positions again: follow the feed from the head, and tell every
 /// subscription to do the same. Checked after every reconnect (a restore
 /// restarts the database) and on the safety tick; articles stored after a
 /// restore but before the check are taken as seen.
 async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     let Some(last) = *position else { return };
-    let head = match feed.store.feed_head().await {
+    let head = match feed.store.change_head().await {
         Ok(head) => head,
         Err(error) => {
             tracing::warn!(%error, "feed listener cannot read the feed head");
@@ -170,8 +135,8 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     }
 }
 
-/// Broadcasts every article stored after `position`. The first successful
-/// call only learns the current head: articles stored before the process
+/// Broadcasts every change written after `position`. The first successful
+/// call only learns the current head: changes written before the process
 /// started are not new to anyone subscribed to it.
 async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     let tokens = match feed.tokens.codec().await {
@@ -182,7 +147,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         }
     };
     let Some(mut last) = *position else {
-        match feed.store.feed_head().await {
+        match feed.store.change_head().await {
             Ok(head) => {
                 *position = Some(head);
                 lag.stored(head);
@@ -203,39 +168,33 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         return;
     };
     loop {
-        let articles = match feed
+        let changes = match feed
             .store
-            .feed_after(last, i64::MAX, &[], feed.settings.batch_size)
+            .changes_after(last, i64::MAX, &[], ChangeFilter::All, feed.settings.batch_size)
             .await
         {
-            Ok(articles) => articles,
+            Ok(changes) => changes,
             Err(error) => {
-                tracing::warn!(%error, "feed listener cannot read new articles; will retry");
+                tracing::warn!(%error, "feed listener cannot read new changes; will retry");
                 break;
             }
         };
-        let full_batch = articles.len() == feed.settings.batch_size as usize;
-        // Reads of these tags' first pages must see the new articles.
-        let mut tag_slugs: Vec<String> = articles
-            .iter()
-            .flat_map(|article| article.tags.iter().map(|tag| tag.slug.clone()))
-            .collect();
-        tag_slugs.sort_unstable();
-        tag_slugs.dedup();
-        if !articles.is_empty() {
-            feed.cache.new_article_tagged(&tag_slugs);
-        }
-        for article in articles {
+        let full_batch = changes.len() == feed.settings.batch_size as usize;
+        forget_cached(feed, &changes);
+        for change in changes {
             let item = FeedItem {
                 previous_position: last,
-                position: article.feed_position,
-                tag_slugs: article.tags.iter().map(|tag| tag.slug.clone()).collect(),
-                event: FeedEvent::Article(EncodedStreamResponse::with_article(
-                    &article_to_proto(&article),
-                    tokens.seal(&Token::Resume {
-                        feed_position: article.feed_position,
+                position: change.position,
+                event: FeedEvent::Change {
+                    change: EncodedChange::new(&change),
+                    new_articles_token: tokens.seal(&Token::Resume {
+                        feed_position: change.position,
                     }),
-                )),
+                    changes_token: tokens.seal(&Token::Changes {
+                        position: change.position,
+                    }),
+                },
+                tag_slugs: change.filter_tags,
             };
             last = item.position;
             // No receiver is fine: nobody is subscribed.
@@ -246,6 +205,29 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         if !full_batch {
             break;
         }
+    }
+}
+
+/// What the changes make stale in this replica's read cache: the first
+/// pages of a newly public article's tags; for any other change, the article
+/// and every first page (an update may remove a tag; changes are rare). The
+/// replica that wrote a change dropped the same already.
+fn forget_cached(feed: &Feed, changes: &[crate::domain::lifecycle::Change]) {
+    let mut published_tags: Vec<String> = Vec::new();
+    let mut changed_ids = Vec::new();
+    for change in changes {
+        match change.kind {
+            ChangeKind::Published => published_tags.extend(change.filter_tags.iter().cloned()),
+            ChangeKind::Updated | ChangeKind::Withdrawn => changed_ids.push(change.article.id),
+        }
+    }
+    if !published_tags.is_empty() {
+        published_tags.sort_unstable();
+        published_tags.dedup();
+        feed.cache.new_article_tagged(&published_tags);
+    }
+    if !changed_ids.is_empty() {
+        feed.cache.articles_changed(&changed_ids);
     }
 }
 

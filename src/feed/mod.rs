@@ -1,10 +1,11 @@
-//! The live feed behind StreamNewArticles.
+//! The live feed behind StreamNewArticles and StreamArticleChanges: both
+//! follow the one change log, each taking what it sends.
 //!
 //! One listener per process (`listener`) holds the only LISTEN connection.
 //! On every NOTIFY (a wake-up, never the data), after every reconnect, and on
-//! a slow safety tick, it reads the articles stored after the last one it
-//! saw, in store order, builds each stream message once, and broadcasts it to
-//! every subscription in memory. Each item carries the position before it,
+//! a slow safety tick, it reads the changes written after the last one it
+//! saw, in order, encodes each once, and broadcasts it to every subscription
+//! in memory. Each item carries the position before it,
 //! so a subscription notices any gap in what it received (it joined late, or
 //! lagged behind its bounded buffer) and fills it from the database from its
 //! own position (`subscription`). The table is the truth; notifications
@@ -12,8 +13,9 @@
 
 mod head;
 mod listener;
+mod messages;
+mod release;
 mod subscription;
-pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,28 +25,35 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::ReadCache;
 use crate::store::{Store, TokenKeys};
+use crate::wire::EncodedChange;
 
 pub use listener::run_listener;
-pub use subscription::{ConnectionAge, Subscription};
-pub use wire::EncodedStreamResponse;
+pub use messages::StreamMessage;
+pub use release::run_releases;
+pub use subscription::{ConnectionAge, Start, Subscription};
 
 /// What the listener broadcasts to every subscription.
 #[derive(Debug)]
 pub struct FeedItem {
-    /// The feed position the listener broadcast just before this item: a
+    /// The change position the listener broadcast just before this item: a
     /// subscription that has not reached it missed something and reads it
     /// from the database.
     pub previous_position: i64,
     pub position: i64,
+    /// The tag slugs a stream's filter matches.
     pub tag_slugs: Vec<String>,
     pub event: FeedEvent,
 }
 
 #[derive(Debug)]
 pub enum FeedEvent {
-    /// The article newly stored at `position`, its message (the encoded
-    /// article and the resume token) built once for all subscribers.
-    Article(EncodedStreamResponse),
+    /// The change at `position`, encoded once for all subscribers, with
+    /// both streams' resume tokens for it.
+    Change {
+        change: EncodedChange,
+        new_articles_token: String,
+        changes_token: String,
+    },
     /// The listener follows the feed from `position` on (it has just learned
     /// the head; `previous_position == position`). A subscription behind it
     /// catches up from the database, since no article item will cover the
@@ -64,9 +73,9 @@ pub struct FeedSettings {
     /// Items a subscription may fall behind before it catches up from the
     /// database instead.
     pub buffer: usize,
-    /// Articles per catch-up query.
+    /// Changes per catch-up query.
     pub batch_size: u32,
-    /// Feed positions one catch-up query scans at most, so that a stream
+    /// Change positions one catch-up query scans at most, so that a stream
     /// filtering on a rare tag never asks for a scan of the whole table
     /// (which could outlast the operation timeout).
     pub scan_window: i64,
@@ -77,6 +86,9 @@ pub struct FeedSettings {
     /// How often the listener re-reads the table even without a
     /// notification (a safety net; NOTIFY normally wakes it at once).
     pub safety_poll: Duration,
+    /// How long the release job waits at most between two looks for due
+    /// embargoes (it sleeps less when one is due sooner).
+    pub release_poll: Duration,
 }
 
 impl Default for FeedSettings {
@@ -89,6 +101,7 @@ impl Default for FeedSettings {
             scan_window: 50_000,
             max_catch_ups: 8,
             safety_poll: Duration::from_secs(5),
+            release_poll: Duration::from_secs(1),
         }
     }
 }

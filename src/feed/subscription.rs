@@ -1,8 +1,9 @@
-//! One StreamNewArticles stream: catch up from the database, then follow the
-//! broadcast, falling back to the database whenever the broadcast cannot
-//! prove it gave us everything.
+//! One stream (StreamNewArticles or StreamArticleChanges): catch up from
+//! the database, then follow the broadcast, falling back to the database
+//! whenever the broadcast cannot prove it gave us everything.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,28 +13,38 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
-use super::{EncodedStreamResponse, Feed, FeedEvent, FeedItem};
-use crate::api::convert::article_to_proto;
-use crate::domain::token::{Token, TokenCodec};
+use super::{Feed, FeedEvent, FeedItem, StreamMessage};
+use crate::domain::token::TokenCodec;
 use crate::error::{Error, Result};
+use crate::wire::View;
+
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the moment of the call.
+    Now,
+    /// Right after this change position (0: before the first change).
+    After(i64),
+}
 
 /// An open subscription: created (and counted against the stream limit)
-/// before the response headers go out, so nothing stored after the client
+/// before the response headers go out, so nothing written after the client
 /// sees them can be missed.
-pub struct Subscription {
+pub struct Subscription<M> {
     feed: Feed,
     tokens: TokenCodec,
     receiver: broadcast::Receiver<Arc<FeedItem>>,
-    /// Every article up to here has been delivered or filtered out.
+    /// Every change up to here has been delivered or filtered out.
     position: i64,
     tag_slugs: Arc<[String]>,
+    view: View,
     /// When the stream ends for its connection's age, if it does.
     ends_at: Option<Instant>,
     /// `position` is the head, just read: nothing to catch up at first.
     at_head: bool,
     _permit: OwnedSemaphorePermit,
+    _message: PhantomData<fn() -> M>,
 }
 
 /// `MAX_CONNECTION_AGE` and its grace, as they concern streams: the server
@@ -61,13 +72,13 @@ impl ConnectionAge {
 }
 
 impl Feed {
-    /// Opens a subscription starting after `resume_position`, or at the
-    /// current head when there is none.
-    pub async fn subscribe(
+    /// Opens a subscription sending `M`s from `start` on.
+    pub async fn subscribe<M: StreamMessage>(
         &self,
         tag_slugs: Vec<String>,
-        resume_position: Option<i64>,
-    ) -> Result<Subscription> {
+        start: Start,
+        view: View,
+    ) -> Result<Subscription<M>> {
         if self.shutdown.is_cancelled() {
             return Err(Error::Unavailable("the server is shutting down".into()));
         }
@@ -80,9 +91,9 @@ impl Feed {
         // Receive first, then read the head: whatever commits after the head
         // was read reaches the receiver.
         let receiver = self.sender.subscribe();
-        let (position, at_head) = match resume_position {
-            Some(position) => (position, false),
-            None => {
+        let (position, at_head) = match start {
+            Start::After(position) => (position, false),
+            Start::Now => {
                 let joined = std::time::Instant::now();
                 (self.head_reads.read_since(&self.store, joined).await?, true)
             }
@@ -93,14 +104,16 @@ impl Feed {
             receiver,
             position,
             tag_slugs: tag_slugs.into(),
+            view,
             ends_at: None,
             at_head,
             _permit: permit,
+            _message: PhantomData,
         })
     }
 }
 
-impl Subscription {
+impl<M: StreamMessage> Subscription<M> {
     /// Ends the stream at `at` (see [`ConnectionAge`]).
     pub fn ending_at(self, at: Option<Instant>) -> Self {
         Self {
@@ -112,9 +125,7 @@ impl Subscription {
     /// The stream of messages. It ends only with an error status: on
     /// shutdown, at its end (`ending_at`), or when the database is needed
     /// and cannot be reached.
-    pub fn into_stream(
-        mut self,
-    ) -> impl Stream<Item = Result<EncodedStreamResponse, Status>> + Send + 'static {
+    pub fn into_stream(mut self) -> impl Stream<Item = Result<M>> + Send + 'static {
         async_stream::stream! {
             let feed = self.feed.clone();
             // Polled at every wake-up of the stream, so for every message:
@@ -141,8 +152,8 @@ impl Subscription {
                     // spend their life live.
                     let batch = tokio::select! {
                         biased;
-                        status = &mut shutdown_signal => {
-                            yield Err(status);
+                        error = &mut shutdown_signal => {
+                            yield Err(error);
                             return;
                         }
                         batch = Box::pin(self.catch_up_batch()) => batch,
@@ -151,7 +162,7 @@ impl Subscription {
                         Ok(batch) => batch,
                         Err(error) => {
                             tracing::debug!(%error, position = self.position, "stream cannot catch up; ending it");
-                            yield Err(Status::from(error));
+                            yield Err(error);
                             return;
                         }
                     };
@@ -178,8 +189,8 @@ impl Subscription {
                 loop {
                     tokio::select! {
                         biased;
-                        status = &mut shutdown_signal => {
-                            yield Err(status);
+                        error = &mut shutdown_signal => {
+                            yield Err(error);
                             return;
                         }
                         // Before the broadcast, so that a busy stream of
@@ -210,11 +221,13 @@ impl Subscription {
                                     continue 'outer;
                                 }
                                 self.position = item.position;
-                                let FeedEvent::Article(message) = &item.event else { continue };
-                                if wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug)) {
+                                if !(wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug))) {
+                                    continue;
+                                }
+                                // Shares the encoded change.
+                                if let Some(message) = M::from_broadcast(&item.event, self.view) {
                                     heartbeat.reset();
-                                    // Shares the encoded article.
-                                    yield Ok(message.clone());
+                                    yield Ok(message);
                                 }
                             }
                             Err(RecvError::Lagged(skipped)) => {
@@ -238,15 +251,13 @@ impl Subscription {
 
     /// A message without an article: everything up to our position has been
     /// delivered or filtered out.
-    fn heartbeat(&self) -> EncodedStreamResponse {
-        EncodedStreamResponse::heartbeat(self.tokens.seal(&Token::Resume {
-            feed_position: self.position,
-        }))
+    fn heartbeat(&self) -> M {
+        M::heartbeat(self.tokens.seal(&M::token(self.position)))
     }
 
-    /// One batch of matching articles after our position, up to the
+    /// One batch of matching changes after our position, up to the
     /// database's head; `true` once the head is reached.
-    async fn catch_up_batch(&mut self) -> Result<(Vec<EncodedStreamResponse>, bool)> {
+    async fn catch_up_batch(&mut self) -> Result<(Vec<M>, bool)> {
         let feed = &self.feed;
         // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
         // is never closed.
@@ -255,11 +266,11 @@ impl Subscription {
             .acquire()
             .await
             .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
-        let head = feed.store.feed_head().await?;
+        let head = feed.store.change_head().await?;
         if head < self.position {
             // Positions never go back, and every token names a position
-            // that was stored; so the database lost articles (a restore
-            // from a backup). Whatever is stored above the head now is new
+            // that was written; so the database lost changes (a restore
+            // from a backup). Whatever is written above the head now is new
             // to this consumer.
             tracing::info!(
                 position = self.position,
@@ -275,39 +286,36 @@ impl Subscription {
             self.position
                 .saturating_add(feed.settings.scan_window.max(1)),
         );
-        let articles = feed
+        let changes = feed
             .store
-            .feed_after(
+            .changes_after(
                 self.position,
                 up_to,
                 &self.tag_slugs,
+                M::FILTER,
                 feed.settings.batch_size,
             )
             .await?;
-        let full_batch = articles.len() == feed.settings.batch_size as usize;
-        let messages = articles
+        let full_batch = changes.len() == feed.settings.batch_size as usize;
+        let messages = changes
             .iter()
-            .map(|article| {
-                EncodedStreamResponse::with_article(
-                    &article_to_proto(article),
-                    self.tokens.seal(&Token::Resume {
-                        feed_position: article.feed_position,
-                    }),
-                )
+            .map(|change| {
+                let token = self.tokens.seal(&M::token(change.position));
+                M::from_change(change, self.view, token)
             })
             .collect();
-        self.position = match (full_batch, articles.last()) {
-            (true, Some(last)) => last.feed_position,
-            // Every matching article up to `up_to` is in this batch.
+        self.position = match (full_batch, changes.last()) {
+            (true, Some(last)) => last.position,
+            // Every matching change up to `up_to` is in this batch.
             _ => up_to,
         };
         Ok((messages, self.position == head))
     }
 }
 
-/// Resolves, with the status to end the stream with, on shutdown or at
+/// Resolves, with the error to end the stream with, on shutdown or at
 /// `ends_at`.
-async fn ending(shutdown: CancellationToken, ends_at: Option<Instant>) -> Status {
+async fn ending(shutdown: CancellationToken, ends_at: Option<Instant>) -> Error {
     let aged = async {
         match ends_at {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -317,14 +325,14 @@ async fn ending(shutdown: CancellationToken, ends_at: Option<Instant>) -> Status
     tokio::select! {
         biased;
         () = shutdown.cancelled_owned() => shutting_down(),
-        () = aged => Status::unavailable(
-            "this connection reached its age limit; resume from your last resume_token on a new connection",
+        () = aged => Error::Unavailable(
+            "this connection reached its age limit; resume from your last resume_token on a new connection".into(),
         ),
     }
 }
 
-fn shutting_down() -> Status {
-    Status::unavailable("the server is shutting down; resume from your last resume_token")
+fn shutting_down() -> Error {
+    Error::Unavailable("the server is shutting down; resume from your last resume_token".into())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::ndjson::read_ndjson;
 use super::text::parse_page_text;
 use super::{Format, SectionVocabulary, decode_utf8};
 use crate::config::{ImportConfig, ImportFormat};
-use crate::domain::article::{self, ArticleDraft, FieldViolation, ValidArticle};
+use crate::domain::article::{self, ArticleDraft, ValidArticle};
 use crate::error::Error;
 use crate::store::{ImportTransaction, PoolSettings, Store, Upserted};
 
@@ -133,7 +133,7 @@ async fn import_text(
         reason: error.reason,
     })?;
     let valid = validate(draft, now, 1)?;
-    let stored = tx.upsert(vec![valid], now).await?;
+    let stored = tx.upsert(vec![valid]).await?;
     let mut summary = FileSummary::default();
     summary.count(&stored);
     Ok(summary)
@@ -158,7 +158,7 @@ async fn import_ndjson(
             articles,
             last_line,
         } = batch?;
-        let stored = tx.upsert(articles, now).await?;
+        let stored = tx.upsert(articles).await?;
         summary.count(&stored);
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
@@ -228,11 +228,7 @@ fn validate(
 ) -> Result<ValidArticle, FileError> {
     article::validate(draft, now).map_err(|violations| FileError::Line {
         line,
-        reason: violations
-            .iter()
-            .map(|FieldViolation { field, description }| format!("{field}: {description}"))
-            .collect::<Vec<_>>()
-            .join("; "),
+        reason: article::describe_violations(&violations),
     })
 }
 

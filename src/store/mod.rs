@@ -1,19 +1,26 @@
 //! PostgreSQL storage: every SQL statement of the service lives below this
 //! module, next to the code that uses it.
 
-mod articles;
-mod feed;
+mod changes;
 mod lookups;
+mod notify;
+mod plan;
 mod pool;
+mod reads;
+mod rows;
 mod tags;
 mod token_key;
+mod writes;
 
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use articles::{ArticlePage, CHANGES_CHANNEL, FEED_CHANNEL, ImportTransaction, Upserted};
+pub use changes::ChangeFilter;
+pub use notify::{Listener, Notification, Notifications};
+pub use reads::ArticlePage;
+pub use writes::{ImportTransaction, Schedule, Upserted, Withdrawal};
 pub use lookups::{ArticleKey, ArticleLookups};
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;

@@ -3,11 +3,13 @@
 use prost_types::Timestamp;
 use time::OffsetDateTime;
 
-use crate::domain::article::{Article, ArticleDraft, FieldViolation, TagRef};
+use crate::domain::article::{Article, ArticleDraft, ArticleState, FieldViolation, TagRef};
+use crate::domain::lifecycle::{Change, ChangeKind};
 use crate::proto;
 
 pub fn article_to_proto(article: &Article) -> proto::Article {
     proto::Article {
+        state: state_to_proto(article.state) as i32,
         id: article.id.hyphenated().to_string(),
         slug: article.slug.clone(),
         title: article.title.clone(),
@@ -19,6 +21,79 @@ pub fn article_to_proto(article: &Article) -> proto::Article {
         updated_at: Some(timestamp(article.updated_at)),
         revision: article.revision,
     }
+}
+
+/// A withdrawn article as the change feed shows it: `id`, `slug`, `tags`,
+/// `revision`, `updated_at` and `state` only.
+pub fn tombstone_to_proto(article: &Article) -> proto::Article {
+    proto::Article {
+        id: article.id.hyphenated().to_string(),
+        slug: article.slug.clone(),
+        tags: article.tags.iter().map(tag_to_proto).collect(),
+        updated_at: Some(timestamp(article.updated_at)),
+        revision: article.revision,
+        state: proto::ArticleState::Withdrawn as i32,
+        ..proto::Article::default()
+    }
+}
+
+/// A change, its article as the change's type shows it (whole, or a
+/// tombstone).
+pub fn change_to_proto(change: &Change) -> proto::ArticleChange {
+    let (kind, article) = match change.kind {
+        ChangeKind::Published => (
+            proto::ChangeType::Published,
+            article_to_proto(&change.article),
+        ),
+        ChangeKind::Updated => (
+            proto::ChangeType::Updated,
+            article_to_proto(&change.article),
+        ),
+        ChangeKind::Withdrawn => (
+            proto::ChangeType::Withdrawn,
+            tombstone_to_proto(&change.article),
+        ),
+    };
+    proto::ArticleChange {
+        r#type: kind as i32,
+        article: Some(article),
+        change_time: Some(timestamp(change.change_time)),
+        reason: change.reason.clone(),
+    }
+}
+
+fn state_to_proto(state: ArticleState) -> proto::ArticleState {
+    match state {
+        ArticleState::Published => proto::ArticleState::Published,
+        ArticleState::Scheduled => proto::ArticleState::Scheduled,
+        ArticleState::Withdrawn => proto::ArticleState::Withdrawn,
+    }
+}
+
+/// How much of an article a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Full,
+    /// Every field but `body`.
+    Basic,
+}
+
+/// A request's `view`. Unknown values are refused rather than guessed at.
+pub fn view_from_proto(view: i32) -> Result<View, FieldViolation> {
+    match proto::ArticleView::try_from(view) {
+        Ok(proto::ArticleView::Basic) => Ok(View::Basic),
+        Ok(proto::ArticleView::Unspecified | proto::ArticleView::Full) => Ok(View::Full),
+        Err(_) => Err(FieldViolation::new(
+            "view",
+            "view must be ARTICLE_VIEW_BASIC, ARTICLE_VIEW_FULL or unspecified",
+        )),
+    }
+}
+
+/// The BASIC view of an article: every field but `body`.
+pub fn basic_view(mut article: proto::Article) -> proto::Article {
+    article.body.clear();
+    article
 }
 
 pub fn tag_to_proto(tag: &TagRef) -> proto::Tag {

@@ -1,0 +1,242 @@
+//! GetArticle, ListArticlesByTag and ListTags: public reads (PUBLISHED
+//! articles only, from the cache when it has them) and editors' preview.
+
+use prost::bytes::Bytes;
+use tonic::Request;
+use tonic::metadata::MetadataMap;
+use uuid::Uuid;
+
+use super::service::ArticleApi;
+use crate::cache::{CachedPage, Epoch};
+use crate::domain::article::{Article, ArticleState, resolve_tag};
+use crate::domain::paging::page_size;
+use crate::domain::slug::is_valid_article_slug;
+use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
+use crate::error::{Error, Result};
+use crate::proto::get_article_request::Key;
+use crate::proto::{
+    GetArticleRequest, ListArticlesByTagRequest, ListTagsRequest, ListTagsResponse, TagSummary,
+};
+use crate::store::ArticleKey;
+use crate::wire::{
+    EncodedGetArticleResponse, EncodedListArticlesByTagResponse, View, article_to_proto,
+    encode_article, tag_to_proto, view_from_proto, without_body,
+};
+
+/// A call that carries credentials asks for editors' preview.
+fn asks_for_preview(metadata: &MetadataMap) -> bool {
+    metadata.contains_key("authorization")
+}
+
+/// Articles as the view asks (the cache and the pages keep them whole).
+fn in_view(articles: Vec<Bytes>, view: View) -> Result<Vec<Bytes>> {
+    match view {
+        View::Full => Ok(articles),
+        View::Basic => articles
+            .iter()
+            .map(|article| {
+                without_body(article)
+                    .map_err(|error| Error::Internal(format!("cannot decode an article: {error}")))
+            })
+            .collect(),
+    }
+}
+
+impl ArticleApi {
+    /// The answer from the cache, if the request is a valid public read of
+    /// an article that is there.
+    pub(super) fn cached_article(
+        &self,
+        request: &Request<GetArticleRequest>,
+    ) -> Option<EncodedGetArticleResponse> {
+        if asks_for_preview(request.metadata()) {
+            return None;
+        }
+        let request = request.get_ref();
+        let view = view_from_proto(request.view).ok()?;
+        let id = match &request.key {
+            Some(Key::Id(id)) => Uuid::try_parse(id).ok()?,
+            Some(Key::Slug(slug)) => self.cache.article_id(slug)?,
+            None => return None,
+        };
+        let article = self.cache.article(id)?;
+        let article = in_view(vec![article], view).ok()?.pop()?;
+        Some(EncodedGetArticleResponse {
+            article: Some(article),
+        })
+    }
+
+    pub(super) async fn get_article(
+        &self,
+        request: Request<GetArticleRequest>,
+    ) -> Result<EncodedGetArticleResponse> {
+        // Credentials before validation, as for writes.
+        let preview = asks_for_preview(request.metadata());
+        if preview {
+            self.auth.check(request.metadata())?;
+        }
+        let request = request.into_inner();
+        let view = view_from_proto(request.view)?;
+        let key = match request.key {
+            None => return Err(Error::invalid("key", "give the article's id or its slug")),
+            Some(Key::Id(id)) if id.is_empty() => return Err(Error::invalid("id", "id is empty")),
+            Some(Key::Slug(slug)) if slug.is_empty() => {
+                return Err(Error::invalid("slug", "slug is empty"));
+            }
+            Some(Key::Id(id)) => ArticleKey::Id(
+                Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?,
+            ),
+            // A slug that breaks the slug rule cannot have been stored.
+            Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => {
+                return Err(Error::NotFound("no such article".into()));
+            }
+            Some(Key::Slug(slug)) => ArticleKey::Slug(slug),
+        };
+        let seen = self.cache.epoch();
+        let article = self
+            .lookups
+            .article(key)
+            .await?
+            .ok_or_else(|| Error::NotFound("no such article".into()))?;
+        let encoded = match (article.state, preview) {
+            (ArticleState::Published, false) => self.keep(seen, &article),
+            (_, true) => encode_article(&article_to_proto(&article)),
+            (ArticleState::Withdrawn, false) => return Err(Error::Withdrawn),
+            (ArticleState::Scheduled, false) => {
+                return Err(Error::NotFound("no such article".into()));
+            }
+        };
+        let article = in_view(vec![encoded], view)?.pop();
+        Ok(EncodedGetArticleResponse { article })
+    }
+
+    /// Encodes a public article read from the database, and caches it.
+    fn keep(&self, seen: Epoch, article: &Article) -> Bytes {
+        let encoded = encode_article(&article_to_proto(article));
+        self.cache
+            .fill_article(seen, article.id, &article.slug, encoded.clone());
+        encoded
+    }
+
+    /// The first page from the cache, if the request is valid and asks for
+    /// a first page that is there.
+    pub(super) fn cached_first_page(
+        &self,
+        request: &ListArticlesByTagRequest,
+    ) -> Option<EncodedListArticlesByTagResponse> {
+        if !request.page_token.is_empty() {
+            return None;
+        }
+        let view = view_from_proto(request.view).ok()?;
+        let tag_slug = resolve_tag("tag", &request.tag).ok()?;
+        let limit = page_size(request.page_size).ok()?;
+        let page = self.cache.first_page(&tag_slug, limit)?;
+        Some(EncodedListArticlesByTagResponse {
+            articles: in_view(page.articles.clone(), view).ok()?,
+            next_page_token: page.next_page_token.clone(),
+            changes_token: page.changes_token.clone(),
+        })
+    }
+
+    pub(super) async fn list_articles_by_tag(
+        &self,
+        request: ListArticlesByTagRequest,
+    ) -> Result<EncodedListArticlesByTagResponse> {
+        let tag_slug = resolve_tag("tag", &request.tag)?;
+        let limit = page_size(request.page_size)?;
+        let view = view_from_proto(request.view)?;
+        let seen = self.cache.epoch();
+        let cursor = match request.page_token.as_str() {
+            "" => None,
+            token => Some(
+                self.open_token(
+                    "page_token",
+                    token,
+                    "page_token was not issued by ListArticlesByTag for this tag",
+                    |token| match token {
+                        Token::ArticlePage(cursor) if cursor.tag_slug == tag_slug => Some(cursor),
+                        _ => None,
+                    },
+                )
+                .await?,
+            ),
+        };
+        let first_page = cursor.is_none();
+        let page = self
+            .store
+            .articles_by_tag(&tag_slug, cursor.as_ref(), limit)
+            .await?;
+        let codec = self.codec().await?;
+        let next_page_token = match page.articles.last() {
+            Some(last) if page.has_more => codec.seal(&Token::ArticlePage(ArticlePageCursor {
+                tag_slug: tag_slug.clone(),
+                snapshot_position: page.snapshot_position,
+                last_published_at: last.published_at,
+                last_id: last.id,
+            })),
+            _ => String::new(),
+        };
+        let changes_token = codec.seal(&Token::Changes {
+            position: page.snapshot_position,
+        });
+        let articles: Vec<Bytes> = page
+            .articles
+            .iter()
+            .map(|article| encode_article(&article_to_proto(article)))
+            .collect();
+        if first_page {
+            let page = CachedPage {
+                articles: articles.clone(),
+                next_page_token: next_page_token.clone(),
+                changes_token: changes_token.clone(),
+            };
+            self.cache.fill_first_page(seen, &tag_slug, limit, page);
+        }
+        Ok(EncodedListArticlesByTagResponse {
+            articles: in_view(articles, view)?,
+            next_page_token,
+            changes_token,
+        })
+    }
+
+    pub(super) async fn list_tags(&self, request: ListTagsRequest) -> Result<ListTagsResponse> {
+        let limit = page_size(request.page_size)?;
+        let after = match request.page_token.as_str() {
+            "" => String::new(),
+            token => {
+                self.open_token(
+                    "page_token",
+                    token,
+                    "page_token was not issued by ListTags",
+                    |token| match token {
+                        Token::TagPage(cursor) => Some(cursor.last_slug),
+                        _ => None,
+                    },
+                )
+                .await?
+            }
+        };
+        let page = self.store.tags_page(&after, limit).await?;
+        let next_page_token = match page.tags.last() {
+            Some(last) if page.has_more => {
+                self.codec()
+                    .await?
+                    .seal(&Token::TagPage(TagPageCursor {
+                        last_slug: last.tag.slug.clone(),
+                    }))
+            }
+            _ => String::new(),
+        };
+        Ok(ListTagsResponse {
+            tags: page
+                .tags
+                .iter()
+                .map(|count| TagSummary {
+                    tag: Some(tag_to_proto(&count.tag)),
+                    article_count: count.article_count,
+                })
+                .collect(),
+            next_page_token,
+        })
+    }
+}

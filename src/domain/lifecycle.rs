@@ -1,0 +1,384 @@
+//! The article lifecycle as pure decisions: what a publish or a withdrawal
+//! does to the stored article, and which change (if any) the public sees.
+//!
+//! The store reads the stored article and the database's clock, asks here,
+//! and writes what the decision says; nothing here touches the database.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::article::{Article, ArticleState, TagRef, ValidArticle};
+
+/// Longest withdrawal reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A change to public content, as StreamArticleChanges names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The article became public.
+    Published,
+    /// A public article changed.
+    Updated,
+    /// A public article was taken down.
+    Withdrawn,
+}
+
+/// One entry of the change log, with the article as of the revision it
+/// produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Its place in the one order of changes (gap-free, see `store::writes`).
+    pub position: i64,
+    pub kind: ChangeKind,
+    /// The article became public for the first time: the change that
+    /// StreamNewArticles sends.
+    pub first_public: bool,
+    /// When it became visible: its commit, or the end of the embargo.
+    pub change_time: OffsetDateTime,
+    /// The reason given for a withdrawal; empty otherwise.
+    pub reason: String,
+    /// The tag slugs a stream's filter matches (`filter_tags`).
+    pub filter_tags: Vec<String>,
+    pub article: Article,
+}
+
+/// The change the public sees when an article goes from `before` (`None`:
+/// it did not exist) to `after` with a new revision. Changes to non-public
+/// articles are not changes to public content.
+pub fn public_change(before: Option<ArticleState>, after: ArticleState) -> Option<ChangeKind> {
+    match (before, after) {
+        (Some(ArticleState::Published), ArticleState::Published) => Some(ChangeKind::Updated),
+        (Some(ArticleState::Published), ArticleState::Withdrawn) => Some(ChangeKind::Withdrawn),
+        (_, ArticleState::Published) => Some(ChangeKind::Published),
+        _ => None,
+    }
+}
+
+/// What a publish does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// A new article is stored (revision 1).
+    Created(Article),
+    /// The stored article is replaced by this new revision.
+    Updated(Article),
+    /// Nothing changes: the stored article is returned as it is.
+    Unchanged,
+}
+
+/// Why a publish cannot be applied to the stored article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishRefused {
+    /// A public article cannot move back under embargo.
+    PublishedIntoTheFuture,
+}
+
+/// Decides a publish. `tags` are the request's tags with their stored
+/// display names; `now` is the database's clock (it decides embargoes for
+/// every replica alike); `new_id` names the article if one is created.
+///
+/// - New: SCHEDULED when the request gives a `published_at` later than
+///   `now`, else PUBLISHED; an omitted `published_at` is `now`.
+/// - WITHDRAWN: published again, always as a new revision, PUBLISHED or
+///   SCHEDULED by its `published_at`.
+/// - PUBLISHED: a future `published_at` is refused; otherwise a new
+///   revision only when something changes.
+/// - SCHEDULED: a new revision only when something changes; it stays
+///   SCHEDULED while its `published_at` is later than `now` (moving it to
+///   the past or now releases it at once).
+pub fn decide_publish(
+    existing: Option<&Article>,
+    request: ValidArticle,
+    tags: Vec<TagRef>,
+    now: OffsetDateTime,
+    new_id: Uuid,
+) -> Result<PublishOutcome, PublishRefused> {
+    let state_at = |published_at: OffsetDateTime| {
+        if published_at > now {
+            ArticleState::Scheduled
+        } else {
+            ArticleState::Published
+        }
+    };
+    let Some(old) = existing else {
+        let published_at = request.published_at.unwrap_or(now);
+        return Ok(PublishOutcome::Created(Article {
+            id: new_id,
+            slug: request.slug,
+            title: request.title,
+            summary: request.summary,
+            body: request.body,
+            byline: request.byline,
+            tags,
+            published_at,
+            updated_at: now,
+            revision: 1,
+            state: state_at(published_at),
+        }));
+    };
+    let published_at = request.published_at.unwrap_or(old.published_at);
+    if old.state == ArticleState::Published
+        && request.published_at.is_some()
+        && published_at > now
+    {
+        return Err(PublishRefused::PublishedIntoTheFuture);
+    }
+    let candidate = Article {
+        title: request.title,
+        summary: request.summary,
+        body: request.body,
+        byline: request.byline,
+        tags,
+        published_at,
+        ..old.clone()
+    };
+    let state = match old.state {
+        // A public article stays public whatever its stored `published_at`
+        // (only an explicit future one is refused, above).
+        ArticleState::Published => ArticleState::Published,
+        ArticleState::Scheduled | ArticleState::Withdrawn => state_at(published_at),
+    };
+    if old.state != ArticleState::Withdrawn && candidate == *old {
+        return Ok(PublishOutcome::Unchanged);
+    }
+    Ok(PublishOutcome::Updated(Article {
+        revision: old.revision + 1,
+        updated_at: now,
+        state,
+        ..candidate
+    }))
+}
+
+/// Decides a withdrawal: a PUBLISHED or SCHEDULED article becomes WITHDRAWN
+/// as a new revision; a WITHDRAWN one stays as it is (`None`).
+pub fn decide_withdraw(existing: &Article, now: OffsetDateTime) -> Option<Article> {
+    if existing.state == ArticleState::Withdrawn {
+        return None;
+    }
+    Some(Article {
+        revision: existing.revision + 1,
+        updated_at: now,
+        state: ArticleState::Withdrawn,
+        ..existing.clone()
+    })
+}
+
+/// The tags a change's stream filter matches: the article's tags before and
+/// after it (an update that takes an article out of a tag reaches that tag's
+/// consumers, who can drop it), without repeats, in order of first mention.
+pub fn filter_tags<'a>(
+    before: impl IntoIterator<Item = &'a str>,
+    after: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for slug in before.into_iter().chain(after) {
+        if !tags.iter().any(|tag| tag == slug) {
+            tags.push(slug.to_owned());
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-06 12:00 UTC);
+
+    fn tag(slug: &str) -> TagRef {
+        TagRef {
+            slug: slug.into(),
+            name: slug.to_uppercase(),
+        }
+    }
+
+    fn request(published_at: Option<OffsetDateTime>) -> ValidArticle {
+        ValidArticle {
+            slug: "2026-12-06-rates-held".into(),
+            title: "Rates held".into(),
+            summary: String::new(),
+            body: "One.\n\nTwo.".into(),
+            byline: "Markets desk".into(),
+            tags: vec![tag("economy")],
+            published_at,
+        }
+    }
+
+    fn stored(state: ArticleState, published_at: OffsetDateTime) -> Article {
+        Article {
+            id: Uuid::from_u128(7),
+            slug: "2026-12-06-rates-held".into(),
+            title: "Rates held".into(),
+            summary: String::new(),
+            body: "One.\n\nTwo.".into(),
+            byline: "Markets desk".into(),
+            tags: vec![tag("economy")],
+            published_at,
+            updated_at: NOW - Duration::hours(1),
+            revision: 3,
+            state,
+        }
+    }
+
+    fn decide(existing: Option<&Article>, request: ValidArticle) -> PublishOutcome {
+        let tags = request.tags.clone();
+        decide_publish(existing, request, tags, NOW, Uuid::from_u128(9))
+            .unwrap_or_else(|refused| panic!("refused: {refused:?}"))
+    }
+
+    #[test]
+    fn a_new_article_is_public_unless_its_time_is_later_than_now() {
+        for (published_at, state) in [
+            (None, ArticleState::Published),
+            (Some(NOW - Duration::days(1)), ArticleState::Published),
+            (Some(NOW), ArticleState::Published),
+            (
+                Some(NOW + Duration::microseconds(1)),
+                ArticleState::Scheduled,
+            ),
+        ] {
+            let PublishOutcome::Created(article) = decide(None, request(published_at)) else {
+                panic!("created");
+            };
+            assert_eq!(article.state, state, "{published_at:?}");
+            assert_eq!(article.revision, 1);
+            assert_eq!(article.id, Uuid::from_u128(9));
+            assert_eq!(article.updated_at, NOW);
+            assert_eq!(article.published_at, published_at.unwrap_or(NOW));
+        }
+    }
+
+    #[test]
+    fn the_same_content_changes_nothing_unless_the_article_was_withdrawn() {
+        let at = NOW - Duration::days(1);
+        for state in [ArticleState::Published, ArticleState::Scheduled] {
+            let old = stored(state, at);
+            assert_eq!(
+                decide(Some(&old), request(Some(at))),
+                PublishOutcome::Unchanged
+            );
+            assert_eq!(decide(Some(&old), request(None)), PublishOutcome::Unchanged);
+        }
+        let withdrawn = stored(ArticleState::Withdrawn, at);
+        let PublishOutcome::Updated(article) = decide(Some(&withdrawn), request(None)) else {
+            panic!("published again");
+        };
+        assert_eq!(
+            (article.revision, article.state, article.updated_at),
+            (4, ArticleState::Published, NOW)
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_article_published_again_with_a_future_time_is_scheduled() {
+        let withdrawn = stored(ArticleState::Withdrawn, NOW - Duration::days(1));
+        let later = NOW + Duration::hours(2);
+        let PublishOutcome::Updated(article) = decide(Some(&withdrawn), request(Some(later)))
+        else {
+            panic!("updated");
+        };
+        assert_eq!(
+            (article.state, article.published_at),
+            (ArticleState::Scheduled, later)
+        );
+    }
+
+    #[test]
+    fn a_change_raises_the_revision_and_keeps_the_stored_time_when_omitted() {
+        let at = NOW - Duration::days(1);
+        let old = stored(ArticleState::Published, at);
+        let changed = ValidArticle {
+            title: "Rates held again".into(),
+            ..request(None)
+        };
+        let PublishOutcome::Updated(article) = decide(Some(&old), changed) else {
+            panic!("updated");
+        };
+        assert_eq!(article.title, "Rates held again");
+        assert_eq!(article.published_at, at);
+        assert_eq!(
+            (article.revision, article.updated_at, article.id),
+            (4, NOW, old.id)
+        );
+        assert_eq!(article.state, ArticleState::Published);
+    }
+
+    #[test]
+    fn a_public_article_cannot_move_into_the_future() {
+        let old = stored(ArticleState::Published, NOW - Duration::days(1));
+        let tags = vec![tag("economy")];
+        assert_eq!(
+            decide_publish(
+                Some(&old),
+                request(Some(NOW + Duration::seconds(1))),
+                tags,
+                NOW,
+                Uuid::nil()
+            ),
+            Err(PublishRefused::PublishedIntoTheFuture)
+        );
+    }
+
+    #[test]
+    fn a_scheduled_article_is_released_when_its_time_moves_to_now_or_earlier() {
+        let old = stored(ArticleState::Scheduled, NOW + Duration::days(1));
+        let PublishOutcome::Updated(article) = decide(Some(&old), request(Some(NOW))) else {
+            panic!("updated");
+        };
+        assert_eq!(article.state, ArticleState::Published);
+        let moved_later = request(Some(NOW + Duration::days(2)));
+        let PublishOutcome::Updated(article) = decide(Some(&old), moved_later) else {
+            panic!("updated");
+        };
+        assert_eq!(
+            (article.state, article.revision),
+            (ArticleState::Scheduled, 4)
+        );
+    }
+
+    #[test]
+    fn withdrawing_raises_the_revision_once() {
+        let old = stored(ArticleState::Published, NOW - Duration::days(1));
+        let withdrawn = decide_withdraw(&old, NOW).expect("withdrawn");
+        assert_eq!(
+            (withdrawn.state, withdrawn.revision, withdrawn.updated_at),
+            (ArticleState::Withdrawn, 4, NOW)
+        );
+        assert_eq!(withdrawn.body, old.body, "editors still see the content");
+        assert_eq!(decide_withdraw(&withdrawn, NOW), None);
+        let scheduled = stored(ArticleState::Scheduled, NOW + Duration::days(1));
+        assert_eq!(
+            decide_withdraw(&scheduled, NOW).map(|article| article.state),
+            Some(ArticleState::Withdrawn)
+        );
+    }
+
+    #[test]
+    fn only_changes_to_public_content_are_changes() {
+        use ArticleState::*;
+        let cases = [
+            (None, Published, Some(ChangeKind::Published)),
+            (None, Scheduled, None),
+            (Some(Scheduled), Scheduled, None),
+            (Some(Scheduled), Published, Some(ChangeKind::Published)),
+            (Some(Scheduled), Withdrawn, None),
+            (Some(Published), Published, Some(ChangeKind::Updated)),
+            (Some(Published), Withdrawn, Some(ChangeKind::Withdrawn)),
+            (Some(Withdrawn), Published, Some(ChangeKind::Published)),
+            (Some(Withdrawn), Scheduled, None),
+        ];
+        for (before, after, change) in cases {
+            assert_eq!(public_change(before, after), change, "{before:?} -> {after:?}");
+        }
+    }
+
+    #[test]
+    fn filter_tags_are_before_and_after_without_repeats() {
+        assert_eq!(
+            filter_tags(["a", "b"], ["b", "c", "a"]),
+            vec!["a".to_owned(), "b".into(), "c".into()]
+        );
+        assert!(filter_tags([], []).is_empty());
+    }
+}

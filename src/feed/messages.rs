@@ -1,0 +1,124 @@
+//! What each stream sends: StreamNewArticles sends an article when it first
+//! becomes public, StreamArticleChanges every change. Both follow the same
+//! change log and broadcast; this is all that differs.
+
+use super::FeedEvent;
+use crate::domain::lifecycle::Change;
+use crate::domain::token::Token;
+use crate::store::ChangeFilter;
+use crate::wire::{
+    EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto, basic_view,
+    change_to_proto, encode_article,
+};
+
+/// A stream's message type, and how it is built.
+pub trait StreamMessage: Send + 'static {
+    /// Which changes the stream reads from the database.
+    const FILTER: ChangeFilter;
+
+    /// The resume token of a position.
+    fn token(position: i64) -> Token;
+
+    /// A message without a change, carrying the stream's position.
+    fn heartbeat(resume_token: String) -> Self;
+
+    /// The message of a broadcast change, if the stream sends it.
+    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self>
+    where
+        Self: Sized;
+
+    /// The message of a change read from the database.
+    fn from_change(change: &Change, view: View, resume_token: String) -> Self;
+}
+
+fn viewed(article: crate::proto::Article, view: View) -> crate::proto::Article {
+    match view {
+        View::Full => article,
+        View::Basic => basic_view(article),
+    }
+}
+
+impl StreamMessage for EncodedStreamResponse {
+    const FILTER: ChangeFilter = ChangeFilter::NewArticles;
+
+    fn token(position: i64) -> Token {
+        Token::Resume {
+            feed_position: position,
+        }
+    }
+
+    fn heartbeat(resume_token: String) -> Self {
+        Self {
+            article: None,
+            resume_token,
+        }
+    }
+
+    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self> {
+        let FeedEvent::Change {
+            change,
+            new_articles_token,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            article: Some(change.new_article(view)?),
+            resume_token: new_articles_token.clone(),
+        })
+    }
+
+    fn from_change(change: &Change, view: View, resume_token: String) -> Self {
+        Self {
+            article: Some(encode_article(&viewed(
+                article_to_proto(&change.article),
+                view,
+            ))),
+            resume_token,
+        }
+    }
+}
+
+impl StreamMessage for EncodedChangeResponse {
+    const FILTER: ChangeFilter = ChangeFilter::All;
+
+    fn token(position: i64) -> Token {
+        Token::Changes { position }
+    }
+
+    fn heartbeat(resume_token: String) -> Self {
+        Self {
+            change: None,
+            resume_token,
+        }
+    }
+
+    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self> {
+        let FeedEvent::Change {
+            change,
+            changes_token,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            change: Some(change.change(view)),
+            resume_token: changes_token.clone(),
+        })
+    }
+
+    fn from_change(change: &Change, view: View, resume_token: String) -> Self {
+        let mut message = change_to_proto(change);
+        if view == View::Basic {
+            message.article = message.article.map(basic_view);
+        }
+        Self {
+            change: Some(prost::bytes::Bytes::from(prost::Message::encode_to_vec(
+                &message,
+            ))),
+            resume_token,
+        }
+    }
+}

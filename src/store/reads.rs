@@ -1,0 +1,142 @@
+//! Article reads: by key (every state: callers decide what the public may
+//! see) and a tag's public articles, page by page.
+
+use super::changes::change_head_on;
+use super::rows::{ArticleRow, articles, select_articles};
+use super::{Role, Store};
+use crate::domain::article::Article;
+use crate::domain::token::ArticlePageCursor;
+use crate::error::Result;
+
+/// One page of a tag's articles.
+#[derive(Debug)]
+pub struct ArticlePage {
+    pub articles: Vec<Article>,
+    /// Whether more articles follow the last one of this page.
+    pub has_more: bool,
+    /// The change log's head when this paging session began: articles that
+    /// became public after it are left out, and the session's changes token
+    /// resumes there.
+    pub snapshot_position: i64,
+}
+
+impl Store {
+    pub async fn article_by_id(&self, id: uuid::Uuid) -> Result<Option<Article>> {
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
+            let row: Option<ArticleRow> =
+                sqlx::query_as(select_articles!("articles a WHERE a.id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            row.map(Article::try_from).transpose()
+        })
+        .await
+    }
+
+    pub async fn article_by_slug(&self, slug: &str) -> Result<Option<Article>> {
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
+            let row: Option<ArticleRow> =
+                sqlx::query_as(select_articles!("articles a WHERE a.slug = $1"))
+                    .bind(slug)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            row.map(Article::try_from).transpose()
+        })
+        .await
+    }
+
+    /// The articles with these ids or these slugs, in no particular order
+    /// (unknown keys are simply absent): the batched lookups of
+    /// `store::lookups`, one statement per kind of key.
+    pub(super) async fn articles_by_keys(
+        &self,
+        ids: &[uuid::Uuid],
+        slugs: &[String],
+    ) -> Result<Vec<Article>> {
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
+            let mut rows: Vec<ArticleRow> = Vec::with_capacity(ids.len() + slugs.len());
+            if !ids.is_empty() {
+                rows.extend(
+                    sqlx::query_as(select_articles!("articles a WHERE a.id = ANY($1)"))
+                        .bind(ids)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                );
+            }
+            if !slugs.is_empty() {
+                rows.extend(
+                    sqlx::query_as::<_, ArticleRow>(select_articles!(
+                        "articles a WHERE a.slug = ANY($1)"
+                    ))
+                    .bind(slugs)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
+            }
+            articles(rows)
+        })
+        .await
+    }
+
+    /// A page of the tag's PUBLISHED articles, newest first (`published_at`
+    /// then `id`, both descending), after `cursor` when given. Keyset paging
+    /// on the `article_tags` primary key: the cost does not depend on the
+    /// depth.
+    pub async fn articles_by_tag(
+        &self,
+        tag_slug: &str,
+        cursor: Option<&ArticlePageCursor>,
+        limit: u32,
+    ) -> Result<ArticlePage> {
+        self.bounded(async {
+            let mut conn = self.acquire(Role::Read).await?;
+            let snapshot_position = match cursor {
+                Some(cursor) => cursor.snapshot_position,
+                None => change_head_on(&mut *conn).await?,
+            };
+            // One more row than asked tells whether another page follows.
+            let fetch = i64::from(limit) + 1;
+            let rows: Vec<ArticleRow> = match cursor {
+                None => {
+                    sqlx::query_as(select_articles!(
+                        "article_tags t JOIN articles a ON a.id = t.article_id ",
+                        "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+                        "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $3"
+                    ))
+                    .bind(tag_slug)
+                    .bind(snapshot_position)
+                    .bind(fetch)
+                    .fetch_all(&mut *conn)
+                    .await?
+                }
+                Some(cursor) => {
+                    sqlx::query_as(select_articles!(
+                        "article_tags t JOIN articles a ON a.id = t.article_id ",
+                        "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+                        "AND (t.published_at, t.article_id) < ($3, $4) ",
+                        "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $5"
+                    ))
+                    .bind(tag_slug)
+                    .bind(snapshot_position)
+                    .bind(cursor.last_published_at)
+                    .bind(cursor.last_id)
+                    .bind(fetch)
+                    .fetch_all(&mut *conn)
+                    .await?
+                }
+            };
+            let mut articles = articles(rows)?;
+            let has_more = articles.len() > limit as usize;
+            articles.truncate(limit as usize);
+            Ok(ArticlePage {
+                articles,
+                has_more,
+                snapshot_position,
+            })
+        })
+        .await
+    }
+}
