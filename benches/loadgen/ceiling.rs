@@ -73,6 +73,7 @@ fn article(n: u32) -> Article {
             nanos: 654_321_000,
         }),
         revision: 1,
+        state: article_service::proto::ArticleState::Published as i32,
     }
 }
 
@@ -92,6 +93,7 @@ impl Ceiling {
                 articles: (1..=20).map(article).collect(),
                 // Non-empty, so that the driver can "follow" pages to any depth.
                 next_page_token: "ceiling-next-page-token-of-a-realistic-length-0123456789".into(),
+                ..Default::default()
             }),
         }
     }

@@ -243,6 +243,7 @@ async fn run_loop(
                     tag: tag.clone(),
                     page_size: 20,
                     page_token: token.clone().unwrap_or_default(),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),
@@ -268,7 +269,10 @@ async fn run_loop(
 
 async fn get(client: &mut ArticleServiceClient<Channel>, key: Key) -> Result<(), tonic::Status> {
     client
-        .get_article(GetArticleRequest { key: Some(key) })
+        .get_article(GetArticleRequest {
+            key: Some(key),
+            ..Default::default()
+        })
         .await
         .map(|_| ())
 }
@@ -308,6 +312,7 @@ async fn page_token(addr: &str, tag: &str, page: usize) -> anyhow::Result<String
                 tag: tag.to_owned(),
                 page_size: 20,
                 page_token: token,
+                ..Default::default()
             })
             .await?
             .into_inner()

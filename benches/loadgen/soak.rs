@@ -191,6 +191,7 @@ async fn follow(
         let request = StreamNewArticlesRequest {
             tags: Vec::new(),
             resume_token: resume_token.clone(),
+            ..Default::default()
         };
         let mut stream = match client.stream_new_articles(request).await {
             Ok(response) => response.into_inner(),
@@ -300,6 +301,7 @@ async fn read(
                     tag: "Soak".into(),
                     page_size: 20,
                     page_token: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ())
@@ -307,6 +309,7 @@ async fn read(
             (_, Some(slug)) => client
                 .get_article(GetArticleRequest {
                     key: Some(Key::Slug(slug)),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ())
