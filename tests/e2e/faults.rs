@@ -10,8 +10,6 @@
 //! The tests run one at a time (`SERIAL`): several take timings and memory
 //! figures that a neighbour's load would blur.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,9 +19,9 @@ use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{
     Article, ListArticlesByTagRequest, ListTagsRequest, PublishArticleRequest,
 };
-use common::pg_cluster::{PgCluster, StopMode};
-use common::proxy::DbProxy;
-use common::*;
+use crate::common::pg_cluster::{PgCluster, StopMode};
+use crate::common::proxy::DbProxy;
+use crate::common::*;
 use tonic::Code;
 use tonic::transport::Channel;
 

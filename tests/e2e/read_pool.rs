@@ -2,11 +2,9 @@
 //! the read database; publishing, the live feed and health stay on
 //! DATABASE_URL. (Without it, every other test runs on one pool.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A password the read URLs carry, which must never be shown.
 const PASSWORD: &str = "Read-Pa55-Q7";

@@ -1,14 +1,12 @@
 //! `/metrics` on METRICS_ADDR: Prometheus text with the service's series
 //! after real traffic.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use article_service::proto::{
     GetArticleRequest, StreamNewArticlesRequest, get_article_request::Key,
 };
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn metrics_addr(server: &TestServer) -> String {

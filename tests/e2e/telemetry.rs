@@ -2,14 +2,12 @@
 //! binary sends a span per call to an OTLP/gRPC collector (here, one inside
 //! the test), and flushes what it holds when it shuts down.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use article_service::proto::GetArticleRequest;
 use article_service::proto::get_article_request::Key;
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };

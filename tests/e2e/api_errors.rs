@@ -1,9 +1,8 @@
 //! End to end: a database that cannot be reached (cut by a TCP proxy, so the
 //! PostgreSQL other tests share stays up), and health.
 
-mod common;
-use common::proxy::{DbProxy, target_of};
-use common::*;
+use crate::common::proxy::{DbProxy, target_of};
+use crate::common::*;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,13 +1,11 @@
 //! StreamNewArticles when things go wrong: restarts, several replicas, the
 //! database cut off, slow consumers, SIGTERM.
 
-mod common;
-
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::proxy::{DbProxy, target_of};
-use common::*;
+use crate::common::proxy::{DbProxy, target_of};
+use crate::common::*;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

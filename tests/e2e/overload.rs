@@ -1,12 +1,10 @@
 //! Overload: past MAX_INFLIGHT_CALLS, calls are answered RESOURCE_EXHAUSTED at
 //! once, nothing hangs, and the server serves normally after the burst.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
-use common::*;
+use crate::common::*;
 
 /// The key of the advisory lock that serialises feed positions
 /// (`store::articles::FEED_LOCK_KEY`): holding it makes publishes wait.

@@ -1,14 +1,12 @@
 //! JSON logs: one object per line, a line per call with its method, status
 //! code, duration and request id, and no secret anywhere.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use article_service::proto::{
     GetArticleRequest, ListTagsRequest, StreamNewArticlesRequest, get_article_request::Key,
 };
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The call lines of `method` logged so far.

@@ -3,13 +3,11 @@
 //! `OTHER_REPLICA_BOUND` while its listener is connected; and a replica that
 //! lost its listener serves nothing from memory until it listens again.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use article_service::proto::{ListArticlesByTagRequest, PublishArticleRequest};
-use common::proxy::{DbProxy, target_of};
-use common::*;
+use crate::common::proxy::{DbProxy, target_of};
+use crate::common::*;
 use tonic::Code;
 
 /// What the README promises for other replicas (a notification's trip,

@@ -6,8 +6,7 @@
 //! time: a typed error or an exact result, the process still serving, and the
 //! tables holding exactly what was stored.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

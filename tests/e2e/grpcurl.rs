@@ -2,8 +2,7 @@
 //! what an operator sees with `list`, `describe` and calls by JSON. And the
 //! same reflection over v1, which newer clients use.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::Command;
 

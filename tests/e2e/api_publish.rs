@@ -2,8 +2,7 @@
 //! database: authentication, derived slugs, idempotent updates, tags,
 //! validation, and strings stored exactly as sent.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -4,13 +4,11 @@
 //! matching article exactly once, and all of them in the same order: the
 //! store order (feed position ascending).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use article_service::proto::article_service_client::ArticleServiceClient;
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use tonic::transport::Channel;
 

@@ -3,13 +3,11 @@
 //! (MAX_MESSAGE_BYTES), the connection age (MAX_CONNECTION_AGE and its
 //! grace) and TLS (TLS_CERT, TLS_KEY).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
-use common::*;
+use crate::common::*;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};

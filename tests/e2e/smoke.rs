@@ -1,9 +1,7 @@
 //! The quick-start path: the sample imported with the CLI, read over gRPC.
 
-mod common;
-
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn sample_article_is_served_as_imported() {

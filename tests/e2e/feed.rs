@@ -1,12 +1,10 @@
 //! StreamNewArticles against the real server: live delivery, tag filters,
 //! resume tokens, argument checks, heartbeats and the stream limit.
 
-mod common;
-
 use std::time::Duration;
 
 use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest};
-use common::*;
+use crate::common::*;
 use tonic::Code;
 
 /// Long enough for anything that should happen, on a loaded 2-core machine.

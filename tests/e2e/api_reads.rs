@@ -1,8 +1,7 @@
 //! End to end: GetArticle, ListArticlesByTag and ListTags against the real
 //! binary and a fresh PostgreSQL database, rule by rule of the contract.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashSet;
 use std::time::Duration;

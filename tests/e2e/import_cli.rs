@@ -1,8 +1,7 @@
 //! `article-service import` and `migrate` end to end: the real binary on a
 //! fresh database, its results read back with SQL and over gRPC.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::io::Write;
