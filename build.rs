@@ -46,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("StreamNewArticlesResponse", "EncodedStreamResponse"),
         ("StreamArticleChangesResponse", "EncodedChangeResponse"),
         ("GetArticleResponse", "EncodedGetArticleResponse"),
-        ("ListArticlesByTagResponse", "EncodedListArticlesByTagResponse"),
+        (
+            "ListArticlesByTagResponse",
+            "EncodedListArticlesByTagResponse",
+        ),
     ] {
         server = server.extern_path(
             format!(".newsroom.content.v1.{message}"),

@@ -219,11 +219,9 @@ impl ArticleApi {
         let page = self.store.tags_page(&after, limit).await?;
         let next_page_token = match page.tags.last() {
             Some(last) if page.has_more => {
-                self.codec()
-                    .await?
-                    .seal(&Token::TagPage(TagPageCursor {
-                        last_slug: last.tag.slug.clone(),
-                    }))
+                self.codec().await?.seal(&Token::TagPage(TagPageCursor {
+                    last_slug: last.tag.slug.clone(),
+                }))
             }
             _ => String::new(),
         };

@@ -116,9 +116,7 @@ pub fn decide_publish(
         }));
     };
     let published_at = request.published_at.unwrap_or(old.published_at);
-    if old.state == ArticleState::Published
-        && request.published_at.is_some()
-        && published_at > now
+    if old.state == ArticleState::Published && request.published_at.is_some() && published_at > now
     {
         return Err(PublishRefused::PublishedIntoTheFuture);
     }
@@ -369,7 +367,11 @@ mod tests {
             (Some(Withdrawn), Scheduled, None),
         ];
         for (before, after, change) in cases {
-            assert_eq!(public_change(before, after), change, "{before:?} -> {after:?}");
+            assert_eq!(
+                public_change(before, after),
+                change,
+                "{before:?} -> {after:?}"
+            );
         }
     }
 

@@ -170,7 +170,13 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
     loop {
         let changes = match feed
             .store
-            .changes_after(last, i64::MAX, &[], ChangeFilter::All, feed.settings.batch_size)
+            .changes_after(
+                last,
+                i64::MAX,
+                &[],
+                ChangeFilter::All,
+                feed.settings.batch_size,
+            )
             .await
         {
             Ok(changes) => changes,

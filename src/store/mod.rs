@@ -18,12 +18,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use changes::ChangeFilter;
+pub use lookups::{ArticleKey, ArticleLookups};
 pub use notify::{Listener, Notification, Notifications};
 pub use reads::ArticlePage;
-pub use writes::{ImportTransaction, Schedule, Upserted, Withdrawal};
-pub use lookups::{ArticleKey, ArticleLookups};
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;
+pub use writes::{ImportTransaction, Schedule, Upserted, Withdrawal};
 
 use pool::Role;
 

@@ -107,9 +107,7 @@ impl Notifications {
     pub async fn listen(&self) -> Result<Listener> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.eager_reconnect(false);
-        listener
-            .listen_all([FEED_CHANNEL, CHANGES_CHANNEL])
-            .await?;
+        listener.listen_all([FEED_CHANNEL, CHANGES_CHANNEL]).await?;
         Ok(Listener { listener })
     }
 }

@@ -106,8 +106,14 @@ impl WritePlan {
             Some(ChangeKind::Published) => {
                 let first_public = feed_position.is_none();
                 let filter = filter_tags([], slugs(&new.tags));
-                let position =
-                    self.change(new, ChangeKind::Published, first_public, filter, self.now, "");
+                let position = self.change(
+                    new,
+                    ChangeKind::Published,
+                    first_public,
+                    filter,
+                    self.now,
+                    "",
+                );
                 feed_position.get_or_insert(position);
             }
             Some(kind) => {
@@ -186,8 +192,8 @@ impl WritePlan {
         reason: &str,
     ) {
         self.superseded.push(new.id);
-        let reason = (new.state == crate::domain::article::ArticleState::Withdrawn)
-            .then_some(reason);
+        let reason =
+            (new.state == crate::domain::article::ArticleState::Withdrawn).then_some(reason);
         self.updates
             .push(record(new, feed_position, withdrawn_position, reason));
         self.changed_ids.push(new.id);

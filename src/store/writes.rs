@@ -122,7 +122,9 @@ impl Store {
             take_write_lock(&mut tx).await?;
             let now = database_now(&mut tx).await?;
             let query = match key {
-                ArticleKey::Id(id) => sqlx::query_as(select_stored_for_update!("a.id = $1")).bind(*id),
+                ArticleKey::Id(id) => {
+                    sqlx::query_as(select_stored_for_update!("a.id = $1")).bind(*id)
+                }
                 ArticleKey::Slug(slug) => {
                     sqlx::query_as(select_stored_for_update!("a.slug = $1")).bind(slug.clone())
                 }
@@ -260,7 +262,10 @@ async fn database_now(conn: &mut PgConnection) -> Result<OffsetDateTime> {
 type StoredQuery<'q> =
     sqlx::query::QueryAs<'q, sqlx::Postgres, StoredArticleRow, sqlx::postgres::PgArguments>;
 
-async fn fetch_stored(conn: &mut PgConnection, query: StoredQuery<'_>) -> Result<Vec<StoredArticle>> {
+async fn fetch_stored(
+    conn: &mut PgConnection,
+    query: StoredQuery<'_>,
+) -> Result<Vec<StoredArticle>> {
     let rows = query.fetch_all(&mut *conn).await?;
     rows.into_iter().map(StoredArticle::try_from).collect()
 }
@@ -309,10 +314,10 @@ async fn upsert_chunk(
     let slugs: Vec<String> = chunk.iter().map(|article| article.slug.clone()).collect();
     let query = sqlx::query_as(select_stored_for_update!("a.slug = ANY($1)")).bind(slugs);
     let mut existing: HashMap<String, StoredArticle> = fetch_stored(conn, query)
-            .await?
-            .into_iter()
-            .map(|stored| (stored.article.slug.clone(), stored))
-            .collect();
+        .await?
+        .into_iter()
+        .map(|stored| (stored.article.slug.clone(), stored))
+        .collect();
     let display_names = store_tags(conn, &chunk).await?;
     let head = change_head_on(&mut *conn).await?;
 

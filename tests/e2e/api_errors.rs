@@ -79,6 +79,7 @@ async fn assert_every_call_unavailable(
                     tag: "Outage".into(),
                     page_size: 1,
                     page_token: page_token.to_owned(),
+                    ..Default::default()
                 }),
             )
             .await;
@@ -125,6 +126,7 @@ async fn a_database_outage_is_unavailable_and_the_service_recovers_by_itself() {
             tag: "Outage".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -165,6 +167,7 @@ async fn a_database_outage_is_unavailable_and_the_service_recovers_by_itself() {
             tag: "Outage".into(),
             page_size: 1,
             page_token,
+            ..Default::default()
         })
         .await
         .expect("the page token issued before the outage")
@@ -351,6 +354,7 @@ async fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
             tag: "Outage".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

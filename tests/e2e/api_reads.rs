@@ -33,6 +33,7 @@ async fn list_page(
             tag: tag.to_owned(),
             page_size,
             page_token: page_token.to_owned(),
+            ..Default::default()
         })
         .await
         .map(|response| {
@@ -537,6 +538,7 @@ async fn foreign_and_altered_page_tokens_are_invalid() {
         .stream_new_articles(StreamNewArticlesRequest {
             tags: Vec::new(),
             resume_token: token.clone(),
+            ..Default::default()
         })
         .await
         .map(|_| ())

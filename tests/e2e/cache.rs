@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use article_service::proto::{ListArticlesByTagRequest, PublishArticleRequest};
 use crate::common::proxy::{DbProxy, target_of};
 use crate::common::*;
+use article_service::proto::{ListArticlesByTagRequest, PublishArticleRequest};
 use tonic::Code;
 
 /// What the README promises for other replicas (a notification's trip,
@@ -28,6 +28,7 @@ async fn first_page_titles(
             tag: tag.into(),
             page_size: 0,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("a first page")

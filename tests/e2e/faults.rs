@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::pg_cluster::{PgCluster, StopMode};
+use crate::common::proxy::DbProxy;
+use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{
     Article, ListArticlesByTagRequest, ListTagsRequest, PublishArticleRequest,
 };
-use crate::common::pg_cluster::{PgCluster, StopMode};
-use crate::common::proxy::DbProxy;
-use crate::common::*;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -361,6 +361,7 @@ impl ReadLoad {
                         key: Some(article_service::proto::get_article_request::Key::Slug(
                             slug.clone(),
                         )),
+                        ..Default::default()
                     }),
                     LOAD_DEADLINE,
                 ))
@@ -702,6 +703,7 @@ async fn a_one_connection_pool_under_200_concurrent_calls_answers_each_within_it
                                 key: Some(article_service::proto::get_article_request::Key::Slug(
                                     slug,
                                 )),
+                                ..Default::default()
                             }),
                             deadline,
                         ))

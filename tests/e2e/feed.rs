@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest};
 use crate::common::*;
+use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest};
 use tonic::Code;
 
 /// Long enough for anything that should happen, on a loaded 2-core machine.
@@ -198,6 +198,7 @@ async fn foreign_altered_and_page_tokens_are_invalid_resume_tokens() {
             tag: "tagged".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
-use crate::common::*;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -34,6 +34,7 @@ fn get_by_slug_request(
 ) -> tonic::Request<GetArticleRequest> {
     let mut request = tonic::Request::new(GetArticleRequest {
         key: Some(Key::Slug(slug.to_owned())),
+        ..Default::default()
     });
     if let Some(deadline) = deadline {
         request.set_timeout(deadline);

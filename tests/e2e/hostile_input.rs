@@ -343,6 +343,7 @@ async fn huge_and_malformed_tokens_are_invalid_argument() {
                 tag: "russia".into(),
                 page_size: 1,
                 page_token: token.to_owned(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -385,6 +386,7 @@ async fn thousands_of_stream_tags_are_invalid_argument() {
             .stream_new_articles(StreamNewArticlesRequest {
                 tags: tags.to_vec(),
                 resume_token: String::new(),
+                ..Default::default()
             })
             .await
             .map(|_| ())
@@ -455,6 +457,7 @@ async fn metacharacters_in_read_requests_match_exactly_or_are_refused() {
                 tag: value.to_owned(),
                 page_size: 100,
                 page_token: String::new(),
+                ..Default::default()
             })
             .await;
         let streamed = open_stream(&mut client, &[value], "").await.map(|_| ());

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use article_service::proto::{
     GetArticleRequest, ListTagsRequest, StreamNewArticlesRequest, get_article_request::Key,
 };
-use crate::common::*;
 use serde_json::Value;
 
 /// The call lines of `method` logged so far.
@@ -39,6 +39,7 @@ async fn every_line_is_json_and_every_call_is_logged() {
 
     let mut request = tonic::Request::new(GetArticleRequest {
         key: Some(Key::Slug("no-such-article".into())),
+        ..Default::default()
     });
     request
         .metadata_mut()
@@ -133,6 +134,7 @@ async fn the_database_password_never_reaches_the_logs() {
     let status = client
         .get_article(GetArticleRequest {
             key: Some(Key::Slug("anything".into())),
+            ..Default::default()
         })
         .await
         .expect_err("no database");

@@ -18,6 +18,7 @@ mod grpcurl;
 mod hardening;
 mod hostile_input;
 mod import_cli;
+mod lifecycle;
 mod logs;
 mod metrics;
 mod overload;

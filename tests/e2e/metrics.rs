@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use article_service::proto::{
     GetArticleRequest, StreamNewArticlesRequest, get_article_request::Key,
 };
-use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn metrics_addr(server: &TestServer) -> String {
@@ -68,6 +68,7 @@ async fn metrics_show_calls_streams_pool_and_build() {
         client
             .get_article(GetArticleRequest {
                 key: Some(Key::Slug(slug.clone())),
+                ..Default::default()
             })
             .await
             .expect("GetArticle");
@@ -76,6 +77,7 @@ async fn metrics_show_calls_streams_pool_and_build() {
         let status = client
             .get_article(GetArticleRequest {
                 key: Some(Key::Slug("missing".into())),
+                ..Default::default()
             })
             .await
             .expect_err("unknown");

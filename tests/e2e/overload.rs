@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use article_service::proto::{GetArticleRequest, get_article_request::Key};
 use crate::common::*;
+use article_service::proto::{GetArticleRequest, get_article_request::Key};
 
 /// The key of the advisory lock that serialises feed positions
 /// (`store::articles::FEED_LOCK_KEY`): holding it makes publishes wait.
@@ -58,6 +58,7 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
     let status = client
         .get_article(GetArticleRequest {
             key: Some(Key::Slug("any-slug".into())),
+            ..Default::default()
         })
         .await
         .expect_err("over the limit");
@@ -87,6 +88,7 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
     let status = client
         .get_article(GetArticleRequest {
             key: Some(Key::Slug("any-slug".into())),
+            ..Default::default()
         })
         .await
         .expect_err("unknown slug");

@@ -1,7 +1,7 @@
 //! The quick-start path: the sample imported with the CLI, read over gRPC.
 
-use article_service::proto::{GetArticleRequest, get_article_request::Key};
 use crate::common::*;
+use article_service::proto::{GetArticleRequest, get_article_request::Key};
 
 #[tokio::test]
 async fn sample_article_is_served_as_imported() {
@@ -18,6 +18,7 @@ async fn sample_article_is_served_as_imported() {
     let article = client
         .get_article(GetArticleRequest {
             key: Some(Key::Slug(SAMPLE_SLUG.into())),
+            ..Default::default()
         })
         .await
         .expect("GetArticle")

@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use article_service::proto::GetArticleRequest;
 use article_service::proto::get_article_request::Key;
-use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -110,6 +110,7 @@ async fn calls_are_exported_as_spans_and_flushed_at_shutdown() {
     let published = publish_new(&mut client, "Traced", &["Desk"]).await;
     let mut request = tonic::Request::new(GetArticleRequest {
         key: Some(Key::Slug(published.slug.clone())),
+        ..Default::default()
     });
     request
         .metadata_mut()
@@ -117,6 +118,7 @@ async fn calls_are_exported_as_spans_and_flushed_at_shutdown() {
     client.get_article(request).await.expect("GetArticle");
     let mut request = tonic::Request::new(GetArticleRequest {
         key: Some(Key::Slug("2020-01-01-missing".into())),
+        ..Default::default()
     });
     request
         .metadata_mut()

@@ -392,7 +392,10 @@ mod api_helpers {
         key: Option<Key>,
     ) -> Result<Article, tonic::Status> {
         client
-            .get_article(GetArticleRequest { key })
+            .get_article(GetArticleRequest {
+                key,
+                ..Default::default()
+            })
             .await
             .map(|response| response.into_inner().article.expect("an article"))
     }
@@ -427,6 +430,7 @@ mod api_helpers {
                     tag: tag.to_owned(),
                     page_size,
                     page_token,
+                    ..Default::default()
                 })
                 .await
                 .expect("ListArticlesByTag")
@@ -529,6 +533,7 @@ mod feed_helpers {
             .stream_new_articles(StreamNewArticlesRequest {
                 tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
                 resume_token: resume_token.to_owned(),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)
