@@ -68,13 +68,15 @@ async fn list_shows_the_service_and_health() {
             "newsroom.content.v1.ArticleService.ListArticlesByTag",
             "newsroom.content.v1.ArticleService.ListTags",
             "newsroom.content.v1.ArticleService.PublishArticle",
+            "newsroom.content.v1.ArticleService.StreamArticleChanges",
             "newsroom.content.v1.ArticleService.StreamNewArticles",
+            "newsroom.content.v1.ArticleService.WithdrawArticle",
         ]
     );
 }
 
 #[tokio::test]
-async fn describe_shows_the_five_rpcs() {
+async fn describe_shows_the_seven_rpcs() {
     let server = TestServer::start().await;
     let (ok, stdout, stderr) = grpcurl_call(&server, &[], &["describe", SERVICE]);
     assert!(ok, "{stderr}");
@@ -101,7 +103,13 @@ async fn describe_shows_the_five_rpcs() {
                 "rpc PublishArticle ( {m}PublishArticleRequest ) returns ( {m}PublishArticleResponse );"
             ),
             format!(
+                "rpc StreamArticleChanges ( {m}StreamArticleChangesRequest ) returns ( stream {m}StreamArticleChangesResponse );"
+            ),
+            format!(
                 "rpc StreamNewArticles ( {m}StreamNewArticlesRequest ) returns ( stream {m}StreamNewArticlesResponse );"
+            ),
+            format!(
+                "rpc WithdrawArticle ( {m}WithdrawArticleRequest ) returns ( {m}WithdrawArticleResponse );"
             ),
         ]
     );
