@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use article_service::proto::{ListArticlesByTagRequest, PublishArticleRequest};
 use crate::common::proxy::{DbProxy, target_of};
 use crate::common::*;
+use article_service::proto::{ListArticlesByTagRequest, PublishArticleRequest};
 use tonic::Code;
 
 /// What the README promises for other replicas (a notification's trip,

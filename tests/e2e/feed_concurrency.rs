@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use article_service::proto::article_service_client::ArticleServiceClient;
 use crate::common::*;
+use article_service::proto::article_service_client::ArticleServiceClient;
 use proptest::prelude::*;
 use tonic::transport::Channel;
 

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
-use crate::common::*;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use article_service::proto::{GetArticleRequest, get_article_request::Key};
 use crate::common::*;
+use article_service::proto::{GetArticleRequest, get_article_request::Key};
 
 /// The key of the advisory lock that serialises feed positions
 /// (`store::articles::FEED_LOCK_KEY`): holding it makes publishes wait.

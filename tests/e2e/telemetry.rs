@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use article_service::proto::GetArticleRequest;
 use article_service::proto::get_article_request::Key;
-use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
