@@ -1,7 +1,7 @@
 //! End to end: a database that cannot be reached (cut by a TCP proxy, so the
 //! PostgreSQL other tests share stays up), and health.
 
-use crate::common::proxy::{DbProxy, target_of};
+use crate::common::proxy::{BlackHoleProxy, DbProxy, target_of};
 use crate::common::*;
 
 use std::future::Future;
@@ -11,11 +11,6 @@ use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest, StreamNewArticlesRequest};
 use tonic::Code;
 use tonic::transport::Channel;
-
-/// How long a call may take to fail while the database is away.
-const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(5);
-const NOT_SERVING_WITHIN: Duration = Duration::from_secs(15);
-const RECOVERED_WITHIN: Duration = Duration::from_secs(20);
 
 /// Runs `call`, expects UNAVAILABLE within 5 s (the contract's bound for a
 /// call without a deadline).
@@ -121,17 +116,7 @@ async fn a_database_outage_is_unavailable_and_the_service_recovers_by_itself() {
         .article
         .unwrap();
     publish(&mut client, article("Also before", &["Outage"])).await;
-    let page_token = client
-        .list_articles_by_tag(ListArticlesByTagRequest {
-            tag: "Outage".into(),
-            page_size: 1,
-            page_token: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let page_token = page_token_after_one(&mut client, "Outage").await;
     assert!(!page_token.is_empty());
     assert_eq!(server.health_of("").await, SERVING);
 
@@ -200,13 +185,7 @@ async fn a_call_with_a_deadline_is_answered_unavailable_within_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_without_its_database_serves_once_it_appears() {
-    let database = fresh_database().await;
-    let output = run_cli(&database, &["import", SAMPLE]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let database = fresh_database_with_sample().await;
     let proxy = DbProxy::start(target_of(&database)).await;
     proxy.cut();
     let server = TestServer::start_unready(ServerOptions::new(&proxy.url_for(&database))).await;
@@ -271,73 +250,6 @@ async fn health_reports_serving_for_both_names_and_not_found_for_others() {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-/// A TCP proxy that can turn into a black hole: while frozen it accepts
-/// connections but never answers, and stops forwarding on open ones (a
-/// network partition rather than a refused connection). On thaw the stuck
-/// connections are dropped and new ones are forwarded again.
-struct BlackHoleProxy {
-    addr: std::net::SocketAddr,
-    frozen: tokio::sync::watch::Sender<bool>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl BlackHoleProxy {
-    async fn start(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (frozen, watch) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                let mut state = watch.clone();
-                tokio::spawn(async move {
-                    if *state.borrow() {
-                        // Hold the connection, silent, until the thaw.
-                        let _ = state.wait_for(|frozen| !*frozen).await;
-                        drop(client);
-                        return;
-                    }
-                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    tokio::select! {
-                        _ = tokio::io::copy(&mut client_read, &mut server_write) => return,
-                        _ = tokio::io::copy(&mut server_read, &mut client_write) => return,
-                        _ = state.wait_for(|frozen| *frozen) => {}
-                    }
-                    // Frozen: keep every socket open and silent until the thaw.
-                    let _ = state.wait_for(|frozen| !*frozen).await;
-                    drop((client_read, client_write, server_read, server_write));
-                });
-            }
-        });
-        Self {
-            addr,
-            frozen,
-            _task: task,
-        }
-    }
-
-    fn freeze(&self) {
-        self.frozen.send_replace(true);
-    }
-
-    fn thaw(&self) {
-        self.frozen.send_replace(false);
-    }
-
-    fn url_for(&self, url: &str) -> String {
-        let mut url = url::Url::parse(url).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(self.addr.port())).unwrap();
-        url.to_string()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
     let database = fresh_database().await;
@@ -349,17 +261,7 @@ async fn a_database_that_stops_answering_is_unavailable_not_a_hang() {
         .article
         .unwrap();
     publish(&mut client, article("Also before", &["Outage"])).await;
-    let page_token = client
-        .list_articles_by_tag(ListArticlesByTagRequest {
-            tag: "Outage".into(),
-            page_size: 1,
-            page_token: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let page_token = page_token_after_one(&mut client, "Outage").await;
 
     proxy.freeze();
     let frozen_at = Instant::now();
@@ -432,9 +334,7 @@ async fn assert_unavailable_within(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_while_the_database_does_not_answer_serves_once_it_does() {
-    let database = fresh_database().await;
-    let output = run_cli(&database, &["import", SAMPLE]);
-    assert!(output.status.success());
+    let database = fresh_database_with_sample().await;
     let proxy = BlackHoleProxy::start(target_of(&database)).await;
     proxy.freeze();
     let server = TestServer::start_unready(ServerOptions::new(&proxy.url_for(&database))).await;

@@ -14,15 +14,6 @@ use article_service::proto::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-const CONTRACT_TITLE: &str = "US and Russian Leaders Unite to Combat Terrorism";
-
-fn article_at(title: &str, tags: &[&str], published_at: &str) -> PublishArticleRequest {
-    PublishArticleRequest {
-        published_at: Some(timestamp(published_at)),
-        ..article(title, tags)
-    }
-}
-
 fn with_slug(slug: &str, request: PublishArticleRequest) -> PublishArticleRequest {
     PublishArticleRequest {
         slug: slug.to_owned(),
@@ -105,7 +96,7 @@ fn utc_date(seconds: i64) -> String {
 async fn publishing_requires_the_exact_bearer_token() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let request = article_at(CONTRACT_TITLE, &["US & Canada"], "2019-12-31T10:30:00Z");
+    let request = article_at(SAMPLE_TITLE, &["US & Canada"], "2019-12-31T10:30:00Z");
 
     let status = client
         .publish_article(tonic::Request::new(request.clone()))
@@ -213,7 +204,7 @@ async fn a_server_without_a_publish_token_refuses_every_publish() {
     let server =
         TestServer::start_with(ServerOptions::new(&database).without_publish_token()).await;
     let mut client = server.client().await;
-    let valid = article_at(CONTRACT_TITLE, &["US & Canada"], "2019-12-31T10:30:00Z");
+    let valid = article_at(SAMPLE_TITLE, &["US & Canada"], "2019-12-31T10:30:00Z");
     let invalid = PublishArticleRequest {
         slug: "-".into(),
         ..PublishArticleRequest::default()
@@ -252,7 +243,7 @@ async fn derives_the_contract_example_slug() {
             summary: "Summary.".into(),
             byline: "7Dnews London".into(),
             ..article_at(
-                CONTRACT_TITLE,
+                SAMPLE_TITLE,
                 &["US & Canada", "Russia"],
                 "2019-12-31T10:30:00Z",
             )
@@ -265,7 +256,7 @@ async fn derives_the_contract_example_slug() {
         article.slug,
         "2019-12-31-us-and-russian-leaders-unite-to-combat-terrorism"
     );
-    assert_eq!(article.title, CONTRACT_TITLE);
+    assert_eq!(article.title, SAMPLE_TITLE);
     assert_eq!(article.summary, "Summary.");
     assert_eq!(article.byline, "7Dnews London");
     assert_eq!(article.revision, 1);
@@ -306,7 +297,7 @@ async fn an_omitted_published_at_is_the_time_of_the_call() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let before = seconds_now();
-    let first = stored(publish(&mut client, article(CONTRACT_TITLE, &["Now"])).await);
+    let first = stored(publish(&mut client, article(SAMPLE_TITLE, &["Now"])).await);
     let after = seconds_now();
     let published = first.published_at.unwrap().seconds;
     assert!(
@@ -326,7 +317,7 @@ async fn an_omitted_published_at_is_the_time_of_the_call() {
 
     // The same request again is the same article: the date is today's again,
     // and the stored published_at is kept.
-    let again = publish(&mut client, article(CONTRACT_TITLE, &["Now"])).await;
+    let again = publish(&mut client, article(SAMPLE_TITLE, &["Now"])).await;
     if utc_date(seconds_now()) == slug_date {
         assert!(!again.created);
         assert_eq!(stored(again), first);
@@ -380,7 +371,7 @@ async fn the_same_request_twice_is_stored_once() {
     let request = PublishArticleRequest {
         summary: "Leaders meet.".into(),
         ..article_at(
-            CONTRACT_TITLE,
+            SAMPLE_TITLE,
             &["US & Canada", "Russia"],
             "2019-12-31T10:30:00Z",
         )
@@ -415,7 +406,7 @@ async fn the_same_request_twice_is_stored_once() {
 async fn a_changed_article_gets_a_new_revision() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let request = article_at(CONTRACT_TITLE, &["Russia"], "2019-12-31T10:30:00Z");
+    let request = article_at(SAMPLE_TITLE, &["Russia"], "2019-12-31T10:30:00Z");
     let first = stored(publish(&mut client, request.clone()).await);
 
     let changed_body = PublishArticleRequest {
@@ -1181,7 +1172,7 @@ async fn a_failed_publish_leaves_an_existing_article_untouched() {
 async fn publishing_is_idempotent_under_concurrent_retries() {
     let server = TestServer::start().await;
     let client = server.client().await;
-    let request = article_at(CONTRACT_TITLE, &["Retry"], "2019-12-31T10:30:00Z");
+    let request = article_at(SAMPLE_TITLE, &["Retry"], "2019-12-31T10:30:00Z");
     let mut calls = Vec::new();
     for _ in 0..8 {
         let mut client = client.clone();

@@ -14,14 +14,6 @@ use article_service::proto::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// An article of `tags` published at `published_at` (RFC 3339).
-fn article_at(title: &str, tags: &[&str], published_at: &str) -> PublishArticleRequest {
-    PublishArticleRequest {
-        published_at: Some(timestamp(published_at)),
-        ..article(title, tags)
-    }
-}
-
 async fn list_page(
     client: &mut ArticleServiceClient<Channel>,
     tag: &str,
@@ -506,15 +498,7 @@ async fn foreign_and_altered_page_tokens_are_invalid() {
         "another tag's token",
     );
     // Issued by ListTags.
-    let tags_token = client
-        .list_tags(ListTagsRequest {
-            page_size: 1,
-            page_token: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let tags_token = tags_page_token_after_one(&mut client).await;
     assert!(!tags_token.is_empty());
     assert_invalid(
         list_page(&mut client, "tokens", 1, &tags_token).await,

@@ -27,12 +27,6 @@ use tonic::transport::Channel;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const WAIT: Duration = Duration::from_secs(10);
-/// The contract: UNAVAILABLE within 5 s for a call without a deadline, health
-/// NOT_SERVING within 15 s, recovery within 20 s of the database's return.
-const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(5);
-const NOT_SERVING_WITHIN: Duration = Duration::from_secs(15);
-const RECOVERED_WITHIN: Duration = Duration::from_secs(20);
 /// How late after its deadline a call may end: the answer's trip and a
 /// shared, busy test machine.
 const LATE_MARGIN: Duration = Duration::from_millis(300);

@@ -4,11 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use article_service::proto::{ListArticlesByTagRequest, ListTagsRequest};
 use tonic::Code;
-
-/// Long enough for anything that should happen, on a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(10);
 
 fn titles(reader: &FeedReader) -> Vec<String> {
     reader.articles.iter().map(|a| a.title.clone()).collect()
@@ -193,27 +189,9 @@ async fn foreign_altered_and_page_tokens_are_invalid_resume_tokens() {
     reader.read_articles(2, WAIT).await.unwrap();
     let good = reader.token.clone();
 
-    let page_token = client
-        .list_articles_by_tag(ListArticlesByTagRequest {
-            tag: "tagged".into(),
-            page_size: 1,
-            page_token: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let page_token = page_token_after_one(&mut client, "tagged").await;
     assert!(!page_token.is_empty());
-    let tags_token = client
-        .list_tags(ListTagsRequest {
-            page_size: 1,
-            page_token: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next_page_token;
+    let tags_token = tags_page_token_after_one(&mut client).await;
 
     let mut altered = good.clone().into_bytes();
     let middle = altered.len() / 2;

@@ -11,8 +11,6 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const WAIT: Duration = Duration::from_secs(10);
-
 /// Sends SIGTERM and waits for the exit in the background, so the test can
 /// watch its streams meanwhile. Yields the server (dropped: killed if still
 /// there), the exit status, and how long the exit took.
@@ -448,18 +446,9 @@ async fn streams_follow_a_database_restored_to_an_earlier_feed() {
     .unwrap();
     pool.close().await;
     // The server notices (on its safety tick, every 5 s).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !server
-        .logs()
-        .iter()
-        .any(|line| line.contains("the feed head went back"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not notice the restore"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .wait_for_log("the feed head went back", Duration::from_secs(15))
+        .await;
 
     // Both the stream that stayed open and one resumed from a token past the
     // head get the new articles.

@@ -4,28 +4,9 @@
 
 use crate::common::*;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 const SERVICE: &str = "newsroom.content.v1.ArticleService";
-
-/// Runs `grpcurl -plaintext [options] <server> [rest]`; returns (success,
-/// stdout, stderr).
-fn grpcurl_call(server: &TestServer, options: &[&str], rest: &[&str]) -> (bool, String, String) {
-    let output = Command::new(grpcurl())
-        .arg("-plaintext")
-        .args(options)
-        .arg(server.addr.to_string())
-        .args(rest)
-        .output()
-        .expect("run grpcurl");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Calls `method` of the service with a JSON request; the JSON response.
 fn call_json(server: &TestServer, options: &[&str], method: &str, request: &Value) -> Value {
@@ -38,14 +19,7 @@ fn call_json(server: &TestServer, options: &[&str], method: &str, request: &Valu
 }
 
 async fn sample_server() -> TestServer {
-    let database = fresh_database().await;
-    let output = run_cli(&database, &["import", SAMPLE]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    TestServer::start_with(ServerOptions::new(&database)).await
+    TestServer::start_with(ServerOptions::new(&fresh_database_with_sample().await)).await
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@
 use crate::common::*;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use article_service::domain::slug::slugify;
 use article_service::proto::article_service_client::ArticleServiceClient;
@@ -31,7 +30,6 @@ const METHODS: [&str; 5] = [
     "ListTags",
 ];
 /// Every call here is answered at once; anything slower is a hang.
-const WAIT: Duration = Duration::from_secs(10);
 /// The default largest request message (MAX_MESSAGE_BYTES, tonic's default).
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 

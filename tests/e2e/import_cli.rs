@@ -14,11 +14,6 @@ use sqlx::{ConnectOptions, PgPool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Long enough for anything that should happen, on a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(10);
-
-const SAMPLE_TITLE: &str = "US and Russian Leaders Unite to Combat Terrorism";
-
 // ---------------------------------------------------------------------------
 // Helpers
 

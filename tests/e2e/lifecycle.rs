@@ -21,8 +21,6 @@ use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 
-/// Long enough for anything that should happen, on a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(10);
 /// The contract's bound for releases and withdrawals to reach every replica.
 const BOUND: Duration = Duration::from_secs(2);
 
@@ -95,7 +93,12 @@ async fn tag_slugs_listed(client: &mut ArticleServiceClient<Channel>) -> Vec<(St
         .into_inner()
         .tags
         .into_iter()
-        .map(|summary| (summary.tag.map(|tag| tag.slug).unwrap_or_default(), summary.article_count))
+        .map(|summary| {
+            (
+                summary.tag.map(|tag| tag.slug).unwrap_or_default(),
+                summary.article_count,
+            )
+        })
         .collect()
 }
 
@@ -197,7 +200,10 @@ async fn a_scheduled_article_is_hidden_then_released_within_the_bound() {
     assert!(tag_slugs_listed(&mut client).await.is_empty());
     // Editors' preview: the whole article, SCHEDULED.
     let previewed = preview(&mut client, &stored.slug).await;
-    assert_eq!((previewed.state, &previewed.body), (SCHEDULED, &stored.body));
+    assert_eq!(
+        (previewed.state, &previewed.body),
+        (SCHEDULED, &stored.body)
+    );
     let wrong = client
         .get_article(with_token(
             GetArticleRequest {
@@ -213,8 +219,8 @@ async fn a_scheduled_article_is_hidden_then_released_within_the_bound() {
     // Released: on both streams, once, within the bound of published_at.
     let (received, _) = read_changes(&mut change_stream, 1, WAIT).await;
     let released_at = std::time::SystemTime::now();
-    let release_at_system = std::time::UNIX_EPOCH
-        + Duration::new(release_at.seconds as u64, release_at.nanos as u32);
+    let release_at_system =
+        std::time::UNIX_EPOCH + Duration::new(release_at.seconds as u64, release_at.nanos as u32);
     let lateness = released_at
         .duration_since(release_at_system)
         .expect("not before its time");
@@ -230,13 +236,25 @@ async fn a_scheduled_article_is_hidden_then_released_within_the_bound() {
             ..stored.clone()
         }
     );
-    new_articles.read_articles(1, WAIT).await.expect("new article");
+    new_articles
+        .read_articles(1, WAIT)
+        .await
+        .expect("new article");
     assert_eq!(new_articles.articles, vec![article.clone()]);
 
     // Public reads now serve it.
-    assert_eq!(get_by_slug(&mut client, &stored.slug).await.ok(), Some(article));
-    assert_eq!(first_page(&mut client, "Embargo").await, vec![stored.slug.clone()]);
-    assert_eq!(tag_slugs_listed(&mut client).await, vec![("embargo".to_owned(), 1)]);
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug).await.ok(),
+        Some(article)
+    );
+    assert_eq!(
+        first_page(&mut client, "Embargo").await,
+        vec![stored.slug.clone()]
+    );
+    assert_eq!(
+        tag_slugs_listed(&mut client).await,
+        vec![("embargo".to_owned(), 1)]
+    );
     assert_no_change(&mut change_stream, Duration::from_millis(1500)).await;
 }
 
@@ -301,7 +319,10 @@ async fn an_embargo_that_ended_while_no_replica_ran_is_released_at_start() {
         ),
     )
     .expect("write");
-    let output = run_cli(&database_url, &["import", file.to_str().unwrap_or_default()]);
+    let output = run_cli(
+        &database_url,
+        &["import", file.to_str().unwrap_or_default()],
+    );
     assert!(output.status.success(), "{output:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -312,7 +333,9 @@ async fn an_embargo_that_ended_while_no_replica_ran_is_released_at_start() {
         async move { get_by_slug(&mut client, "quiet-release").await.is_ok() }
     })
     .await;
-    let mut stream = changes(&mut client, from_beginning(&[])).await.expect("stream");
+    let mut stream = changes(&mut client, from_beginning(&[]))
+        .await
+        .expect("stream");
     let (received, _) = read_changes(&mut stream, 1, WAIT).await;
     assert_eq!(summary(&received), vec![(P, "quiet-release".to_owned(), 1)]);
     assert_eq!(
@@ -342,7 +365,9 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
         }
     }
 
-    let withdrawn = withdraw(&mut client, &stored.slug, "legal kill").await.expect("withdraw");
+    let withdrawn = withdraw(&mut client, &stored.slug, "legal kill")
+        .await
+        .expect("withdraw");
     assert_eq!(
         (withdrawn.state, withdrawn.revision, &withdrawn.body),
         (WITHDRAWN, 2, &stored.body)
@@ -350,14 +375,27 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
     // At once on the replica that handled it.
     let status = get_by_slug(&mut client, &stored.slug).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
     assert_eq!(
         (info.reason.as_str(), info.domain.as_str()),
         ("ARTICLE_WITHDRAWN", "newsroom.content.v1")
     );
-    assert_eq!(get_by_id(&mut client, &stored.id).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(first_page(&mut client, "legal").await, vec![keep.slug.clone()]);
-    assert_eq!(tag_slugs_listed(&mut client).await, vec![("legal".to_owned(), 1)]);
+    assert_eq!(
+        get_by_id(&mut client, &stored.id).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        first_page(&mut client, "legal").await,
+        vec![keep.slug.clone()]
+    );
+    assert_eq!(
+        tag_slugs_listed(&mut client).await,
+        vec![("legal".to_owned(), 1)]
+    );
     // Within the bound on the other, its cache included.
     let started = Instant::now();
     eventually("the other replica drops it", BOUND, || {
@@ -373,7 +411,9 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
     assert!(started.elapsed() < BOUND);
 
     // Idempotent.
-    let again = withdraw(&mut other, &stored.slug, "again").await.expect("withdraw");
+    let again = withdraw(&mut other, &stored.slug, "again")
+        .await
+        .expect("withdraw");
     assert_eq!((again.state, again.revision), (WITHDRAWN, 2));
     // Preview still sees it, WITHDRAWN.
     assert_eq!(preview(&mut other, &stored.slug).await.state, WITHDRAWN);
@@ -391,7 +431,10 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
     assert!(!restored.created);
     let restored = restored.article.expect("article");
     assert_eq!((restored.state, restored.revision), (PUBLISHED, 3));
-    assert_eq!(get_by_slug(&mut client, &stored.slug).await.ok(), Some(restored));
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug).await.ok(),
+        Some(restored)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -399,12 +442,17 @@ async fn withdrawal_requests_are_checked_like_publishing() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let request = || WithdrawArticleRequest {
-        key: Some(withdraw_article_request::Key::Slug("no-such-article".into())),
+        key: Some(withdraw_article_request::Key::Slug(
+            "no-such-article".into(),
+        )),
         reason: String::new(),
     };
     let missing = client.withdraw_article(request()).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
-    let unknown = client.withdraw_article(authorized(request())).await.unwrap_err();
+    let unknown = client
+        .withdraw_article(authorized(request()))
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     let long = WithdrawArticleRequest {
         reason: "x".repeat(501),
@@ -419,13 +467,15 @@ async fn withdrawal_requests_are_checked_like_publishing() {
         key: Some(withdraw_article_request::Key::Id("not-a-uuid".into())),
         reason: String::new(),
     };
-    let status = client.withdraw_article(authorized(bad_id)).await.unwrap_err();
+    let status = client
+        .withdraw_article(authorized(bad_id))
+        .await
+        .unwrap_err();
     assert_eq!(bad_request_fields(&status), vec!["id".to_owned()]);
 
-    let disabled = TestServer::start_with(
-        ServerOptions::new(&server.database_url).without_publish_token(),
-    )
-    .await;
+    let disabled =
+        TestServer::start_with(ServerOptions::new(&server.database_url).without_publish_token())
+            .await;
     let status = disabled
         .client()
         .await
@@ -487,7 +537,9 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
         ]
     );
     // Each change carries its revision's content, also when read later.
-    let mut replay = changes(&mut client, from_beginning(&[])).await.expect("stream");
+    let mut replay = changes(&mut client, from_beginning(&[]))
+        .await
+        .expect("stream");
     let (replayed, _) = read_changes(&mut replay, 5, WAIT).await;
     assert_eq!(summary(&replayed[..1]), vec![(P, zero.slug.clone(), 1)]);
     assert_eq!(&replayed[1..], &received[..]);
@@ -495,7 +547,9 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
     assert_eq!(&articles[1..4], &revisions[..]);
 
     // Tag filter: before or after the change.
-    let mut alpha = changes(&mut client, from_beginning(&["alpha"])).await.expect("stream");
+    let mut alpha = changes(&mut client, from_beginning(&["alpha"]))
+        .await
+        .expect("stream");
     let (alpha_changes, _) = read_changes(&mut alpha, 3, WAIT).await;
     assert_eq!(
         summary(&alpha_changes),
@@ -509,7 +563,9 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
     assert_no_change(&mut alpha, Duration::from_millis(500)).await;
 
     // Withdrawn: a tombstone; later readers no longer see what came before.
-    withdraw(&mut client, &first.slug, "retraction").await.expect("withdraw");
+    withdraw(&mut client, &first.slug, "retraction")
+        .await
+        .expect("withdraw");
     let (tombstone, _) = read_changes(&mut live, 1, WAIT).await;
     assert_eq!(summary(&tombstone), vec![(W, first.slug.clone(), 4)]);
     assert_eq!(tombstone[0].reason, "retraction");
@@ -526,7 +582,9 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
             ..Article::default()
         }
     );
-    let mut after = changes(&mut client, from_beginning(&[])).await.expect("stream");
+    let mut after = changes(&mut client, from_beginning(&[]))
+        .await
+        .expect("stream");
     let (after_changes, _) = read_changes(&mut after, 3, WAIT).await;
     assert_eq!(
         summary(&after_changes),
@@ -537,7 +595,9 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
         ]
     );
     // The tombstone reaches Alpha's consumers though it was withdrawn from Beta.
-    let mut alpha = changes(&mut client, from_beginning(&["Alpha"])).await.expect("stream");
+    let mut alpha = changes(&mut client, from_beginning(&["Alpha"]))
+        .await
+        .expect("stream");
     let (alpha_changes, _) = read_changes(&mut alpha, 1, WAIT).await;
     assert_eq!(summary(&alpha_changes), vec![(W, first.slug.clone(), 4)]);
     // Resuming from a token issued before the withdrawal: the same.
@@ -554,7 +614,10 @@ async fn changes_carry_each_revision_and_a_withdrawal_hides_what_came_before() {
     assert_eq!(summary(&resumed_changes), vec![(W, first.slug.clone(), 4)]);
     // StreamNewArticles skips an article withdrawn since it became public.
     let mut resumed_new = FeedReader::open(&mut client, &[], &token_before).await;
-    resumed_new.read_articles(1, WAIT).await.expect("the bystander");
+    resumed_new
+        .read_articles(1, WAIT)
+        .await
+        .expect("the bystander");
     assert_eq!(resumed_new.ids(), vec![other.id.clone()]);
 }
 
@@ -599,7 +662,10 @@ async fn tokens_are_bound_to_their_rpc() {
         ..on_changes(&page.changes_token)
     };
     let status = changes(&mut client, both).await.unwrap_err();
-    assert_eq!(bad_request_fields(&status), vec!["from_beginning".to_owned()]);
+    assert_eq!(
+        bad_request_fields(&status),
+        vec!["from_beginning".to_owned()]
+    );
     // The changes token resumes the change stream.
     let mut stream = changes(&mut client, on_changes(&page.changes_token))
         .await
@@ -648,7 +714,10 @@ async fn the_basic_view_leaves_out_the_body_everywhere() {
             .into_inner()
             .article;
         assert_eq!(got.as_ref(), Some(&basic));
-        assert_eq!(get_by_slug(&mut client, &stored.slug).await.ok().as_ref(), Some(&stored));
+        assert_eq!(
+            get_by_slug(&mut client, &stored.slug).await.ok().as_ref(),
+            Some(&stored)
+        );
         let page = client
             .list_articles_by_tag(ListArticlesByTagRequest {
                 tag: "views".into(),
@@ -696,7 +765,9 @@ struct Copy {
 
 impl Copy {
     fn apply(&mut self, change: &ArticleChange, tag: &str) {
-        let Some(article) = change.article.clone() else { return };
+        let Some(article) = change.article.clone() else {
+            return;
+        };
         let newer = self
             .articles
             .get(&article.id)
@@ -719,8 +790,16 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
     let mut client = server.client().await;
     let mut slugs = Vec::new();
     for i in 0..12 {
-        let tags: &[&str] = if i % 3 == 0 { &["Snap", "Other"] } else { &["Snap"] };
-        slugs.push(publish_new(&mut client, &format!("Snap {i}"), tags).await.slug);
+        let tags: &[&str] = if i % 3 == 0 {
+            &["Snap", "Other"]
+        } else {
+            &["Snap"]
+        };
+        slugs.push(
+            publish_new(&mut client, &format!("Snap {i}"), tags)
+                .await
+                .slug,
+        );
     }
     // Page the tag while a writer publishes, updates, re-tags and withdraws.
     let writer = {
@@ -745,8 +824,11 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
                         publish_new(&mut client, &format!("Fresh {i}"), &["Snap"]).await;
                     }
                     _ => {
-                        publish(&mut client, scheduled(&unique_title("Later"), &["Snap"], 1.0))
-                            .await;
+                        publish(
+                            &mut client,
+                            scheduled(&unique_title("Later"), &["Snap"], 1.0),
+                        )
+                        .await;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(30)).await;

@@ -3,46 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::observe::{http_get, metric_value};
 use crate::common::*;
 use article_service::proto::{
     GetArticleRequest, StreamNewArticlesRequest, get_article_request::Key,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn metrics_addr(server: &TestServer) -> String {
-    server
-        .logs()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|line| line["message"] == "metrics listening")
-        .and_then(|line| line["metrics_addr"].as_str().map(str::to_owned))
-        .expect("the server logs its metrics address")
-}
-
-/// A plain HTTP/1.1 GET; returns the status line and the body.
-async fn http_get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to metrics");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    )
-}
-
-/// The value of the series whose line starts with `series` (name and labels
-/// exactly as rendered).
-fn value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
 
 async fn scrape_until(addr: &str, what: &str, condition: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -59,7 +24,7 @@ async fn scrape_until(addr: &str, what: &str, condition: impl Fn(&str) -> bool) 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_calls_streams_pool_and_build() {
     let server = TestServer::start().await;
-    let addr = metrics_addr(&server);
+    let addr = server.metrics_addr();
     let mut client = server.client().await;
 
     let created = publish(&mut client, article("Counted", &["Metrics"])).await;
@@ -101,11 +66,11 @@ async fn metrics_show_calls_streams_pool_and_build() {
 
     let get = "newsroom.content.v1.ArticleService/GetArticle";
     let body = scrape_until(&addr, "two open streams", |body| {
-        value(body, "article_feed_open_streams") == Some(2.0)
+        metric_value(body, "article_feed_open_streams") == Some(2.0)
     })
     .await;
     assert_eq!(
-        value(
+        metric_value(
             &body,
             &format!("grpc_server_handled_total{{grpc_method=\"{get}\",grpc_code=\"OK\"}}")
         ),
@@ -113,21 +78,21 @@ async fn metrics_show_calls_streams_pool_and_build() {
         "{body}"
     );
     assert_eq!(
-        value(
+        metric_value(
             &body,
             &format!("grpc_server_handled_total{{grpc_method=\"{get}\",grpc_code=\"NOT_FOUND\"}}")
         ),
         Some(2.0)
     );
     assert_eq!(
-        value(
+        metric_value(
             &body,
             "grpc_server_handled_total{grpc_method=\"newsroom.content.v1.ArticleService/PublishArticle\",grpc_code=\"OK\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
-        value(
+        metric_value(
             &body,
             &format!("grpc_server_handling_seconds_count{{grpc_method=\"{get}\"}}")
         ),
@@ -137,7 +102,7 @@ async fn metrics_show_calls_streams_pool_and_build() {
         "grpc_server_handling_seconds_bucket{{grpc_method=\"{get}\",le=\"0.005\"}}"
     )));
     assert_eq!(
-        value(
+        metric_value(
             &body,
             &format!(
                 "article_service_build_info{{version=\"{}\"}}",
@@ -147,18 +112,18 @@ async fn metrics_show_calls_streams_pool_and_build() {
         Some(1.0)
     );
     assert_eq!(
-        value(&body, "article_db_pool_max_connections{pool=\"primary\"}"),
+        metric_value(&body, "article_db_pool_max_connections{pool=\"primary\"}"),
         Some(16.0)
     );
     assert!(
-        value(
+        metric_value(
             &body,
             "article_db_pool_connections{pool=\"primary\",state=\"idle\"}"
         )
         .is_some()
     );
     assert!(
-        value(
+        metric_value(
             &body,
             "article_db_pool_connections{pool=\"primary\",state=\"in_use\"}"
         )
@@ -168,7 +133,7 @@ async fn metrics_show_calls_streams_pool_and_build() {
     // acquire (the health probe and the listener add theirs, so at least
     // the six calls'); nobody waits now and no wait timed out.
     assert!(
-        value(
+        metric_value(
             &body,
             "article_db_pool_acquire_seconds_count{pool=\"primary\"}"
         )
@@ -179,11 +144,11 @@ async fn metrics_show_calls_streams_pool_and_build() {
         body.contains("article_db_pool_acquire_seconds_bucket{pool=\"primary\",le=\"0.0001\"}")
     );
     assert_eq!(
-        value(&body, "article_db_pool_waiting{pool=\"primary\"}"),
+        metric_value(&body, "article_db_pool_waiting{pool=\"primary\"}"),
         Some(0.0)
     );
     assert_eq!(
-        value(
+        metric_value(
             &body,
             "article_db_pool_acquire_timeouts_total{pool=\"primary\"}"
         ),
@@ -198,11 +163,11 @@ async fn metrics_show_calls_streams_pool_and_build() {
 
     drop(streams);
     let body = scrape_until(&addr, "streams closed", |body| {
-        value(body, "article_feed_open_streams") == Some(0.0)
+        metric_value(body, "article_feed_open_streams") == Some(0.0)
     })
     .await;
     assert_eq!(
-        value(
+        metric_value(
             &body,
             "grpc_server_handled_total{grpc_method=\"newsroom.content.v1.ArticleService/StreamNewArticles\",grpc_code=\"CANCELLED\"}"
         ),
@@ -217,7 +182,7 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
     let database_url = fresh_database().await;
     let proxy = proxy::DbProxy::start(proxy::target_of(&database_url)).await;
     let server = TestServer::start_with(ServerOptions::new(&proxy.url_for(&database_url))).await;
-    let addr = metrics_addr(&server);
+    let addr = server.metrics_addr();
     let mut client = server.client().await;
 
     let mut reader = FeedReader::open(&mut client, &[], "").await;
@@ -229,13 +194,13 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
         .await
         .expect("both articles");
     let body = scrape_until(&addr, "both articles delivered", |body| {
-        value(body, "article_feed_delivered_position") == Some(2.0)
+        metric_value(body, "article_feed_delivered_position") == Some(2.0)
     })
     .await;
-    assert_eq!(value(&body, "article_feed_head_position"), Some(2.0));
-    assert_eq!(value(&body, "article_feed_lag_positions"), Some(0.0));
+    assert_eq!(metric_value(&body, "article_feed_head_position"), Some(2.0));
+    assert_eq!(metric_value(&body, "article_feed_lag_positions"), Some(0.0));
     assert_eq!(
-        value(&body, "article_feed_listener_reconnects_total"),
+        metric_value(&body, "article_feed_listener_reconnects_total"),
         Some(0.0)
     );
 
@@ -249,7 +214,7 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
     proxy.restore();
     server.wait_until_serving().await;
     scrape_until(&addr, "one reconnect", |body| {
-        value(body, "article_feed_listener_reconnects_total") == Some(1.0)
+        metric_value(body, "article_feed_listener_reconnects_total") == Some(1.0)
     })
     .await;
 
@@ -259,13 +224,13 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
         .await;
     assert!(status.is_empty(), "the stream survived the cut: {status:?}");
     let body = scrape_until(&addr, "the third article delivered", |body| {
-        value(body, "article_feed_delivered_position") == Some(3.0)
+        metric_value(body, "article_feed_delivered_position") == Some(3.0)
     })
     .await;
-    assert_eq!(value(&body, "article_feed_head_position"), Some(3.0));
-    assert_eq!(value(&body, "article_feed_lag_positions"), Some(0.0));
+    assert_eq!(metric_value(&body, "article_feed_head_position"), Some(3.0));
+    assert_eq!(metric_value(&body, "article_feed_lag_positions"), Some(0.0));
     assert_eq!(
-        value(&body, "article_feed_listener_reconnects_total"),
+        metric_value(&body, "article_feed_listener_reconnects_total"),
         Some(1.0)
     );
 }

@@ -5,13 +5,7 @@ use article_service::proto::{GetArticleRequest, get_article_request::Key};
 
 #[tokio::test]
 async fn sample_article_is_served_as_imported() {
-    let database = fresh_database().await;
-    let output = run_cli(&database, &["import", SAMPLE]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let database = fresh_database_with_sample().await;
     let server = TestServer::start_with(ServerOptions::new(&database)).await;
     let mut client = server.client().await;
 
@@ -25,10 +19,7 @@ async fn sample_article_is_served_as_imported() {
         .into_inner()
         .article
         .expect("an article");
-    assert_eq!(
-        article.title,
-        "US and Russian Leaders Unite to Combat Terrorism"
-    );
+    assert_eq!(article.title, SAMPLE_TITLE);
     assert_eq!(article.byline, "7Dnews London");
     assert_eq!(
         article.published_at.map(|t| (t.seconds, t.nanos)),

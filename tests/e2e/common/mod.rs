@@ -2,7 +2,6 @@
 //! test on the PostgreSQL that `DATABASE_URL` names (`make test` provides
 //! one), the real `article-service` binary on a random port, gRPC clients,
 //! grpcurl, and a TCP proxy that can cut the database off.
-#![allow(dead_code)]
 
 pub mod observe;
 pub mod pg_cluster;
@@ -27,6 +26,18 @@ pub const SAMPLE: &str = concat!(
     "/tests/fixtures/us-russia-terrorism-2019-12-31.txt"
 );
 pub const SAMPLE_SLUG: &str = "2019-12-31-us-and-russian-leaders-unite-to-combat-terrorism";
+/// The sample's title, which is also the contract's example of slug derivation.
+pub const SAMPLE_TITLE: &str = "US and Russian Leaders Unite to Combat Terrorism";
+
+/// How long a test waits for what should come promptly (a message, a log
+/// line): long enough for anything that should happen, on a loaded 2-core
+/// machine.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// The contract: UNAVAILABLE within 5 s for a call without a deadline, health
+/// NOT_SERVING within 15 s, recovery within 20 s of the database's return.
+pub const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(5);
+pub const NOT_SERVING_WITHIN: Duration = Duration::from_secs(15);
+pub const RECOVERED_WITHIN: Duration = Duration::from_secs(20);
 
 /// The server PostgreSQL, from `DATABASE_URL`.
 pub fn admin_url() -> String {
@@ -253,20 +264,38 @@ pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
         .expect("run article-service")
 }
 
+/// A new, migrated database holding the sample article, imported with the
+/// CLI; returns its URL.
+pub async fn fresh_database_with_sample() -> String {
+    let database = fresh_database().await;
+    let output = run_cli(&database, &["import", SAMPLE]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    database
+}
+
 /// The grpcurl binary (`make test` installs it and sets GRPCURL).
 pub fn grpcurl() -> String {
     std::env::var("GRPCURL").expect("GRPCURL must name a grpcurl binary (run `make test`)")
 }
 
-/// Runs grpcurl with `-plaintext` against the server; returns (success, stdout, stderr).
-pub fn run_grpcurl(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let mut command = Command::new(grpcurl());
-    command.arg("-plaintext");
-    let (options, rest) = args.split_at(args.len().saturating_sub(1));
-    command.args(options);
-    command.arg(server.addr.to_string());
-    command.args(rest);
-    let output = command.output().expect("run grpcurl");
+/// Runs `grpcurl -plaintext [options] <server> [rest]`; returns (success,
+/// stdout, stderr).
+pub fn grpcurl_call(
+    server: &TestServer,
+    options: &[&str],
+    rest: &[&str],
+) -> (bool, String, String) {
+    let output = Command::new(grpcurl())
+        .arg("-plaintext")
+        .args(options)
+        .arg(server.addr.to_string())
+        .args(rest)
+        .output()
+        .expect("run grpcurl");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -294,7 +323,6 @@ pub fn bad_request_fields(status: &tonic::Status) -> Vec<String> {
 // grpcurl). In a module of their own so that their imports never clash with
 // another section's; everything public is re-exported.
 
-#[allow(unused_imports)] // Not every test binary uses them.
 pub use api_helpers::*;
 
 mod api_helpers {
@@ -387,6 +415,14 @@ mod api_helpers {
         }
     }
 
+    /// A valid article of `tags` published at `published_at` (RFC 3339).
+    pub fn article_at(title: &str, tags: &[&str], published_at: &str) -> PublishArticleRequest {
+        PublishArticleRequest {
+            published_at: Some(timestamp(published_at)),
+            ..article(title, tags)
+        }
+    }
+
     pub async fn get_article(
         client: &mut ArticleServiceClient<Channel>,
         key: Option<Key>,
@@ -443,6 +479,37 @@ mod api_helpers {
             }
             page_token = page.next_page_token;
         }
+    }
+
+    /// The `next_page_token` of `tag`'s first page of one article.
+    pub async fn page_token_after_one(
+        client: &mut ArticleServiceClient<Channel>,
+        tag: &str,
+    ) -> String {
+        client
+            .list_articles_by_tag(ListArticlesByTagRequest {
+                tag: tag.to_owned(),
+                page_size: 1,
+                page_token: String::new(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .next_page_token
+    }
+
+    /// The `next_page_token` of ListTags' first page of one tag.
+    pub async fn tags_page_token_after_one(client: &mut ArticleServiceClient<Channel>) -> String {
+        client
+            .list_tags(ListTagsRequest {
+                page_size: 1,
+                page_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .next_page_token
     }
 
     /// Every tag with articles, following `next_page_token` with `page_size`.
@@ -510,7 +577,6 @@ mod api_helpers {
 // in a module of their own like the API helpers; everything public is
 // re-exported.
 
-#[allow(unused_imports)]
 pub use feed_helpers::*;
 
 mod feed_helpers {

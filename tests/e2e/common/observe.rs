@@ -47,6 +47,20 @@ impl TestServer {
         called.then(|| self.rss_kib())
     }
 
+    /// Waits until a log line contains `needle`; fails the test after
+    /// `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.logs().iter().any(|line| line.contains(needle)) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {timeout:?}: {:?}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The address of /metrics, from the server's log.
     pub fn metrics_addr(&self) -> String {
         self.logs()
@@ -59,20 +73,9 @@ impl TestServer {
 
     /// The Prometheus text of /metrics now.
     pub async fn scrape(&self) -> String {
-        let addr = self.metrics_addr();
-        let mut stream = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("connect to metrics");
-        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .await
-            .expect("read /metrics");
-        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_owned()
+        let (status_line, body) = http_get(&self.metrics_addr(), "/metrics").await;
+        assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
+        body
     }
 
     /// The value of one series (name and labels exactly as rendered), now.
@@ -98,7 +101,27 @@ impl TestServer {
     }
 }
 
-/// The value of the series whose line starts with `series` in Prometheus text.
+/// A plain HTTP/1.1 GET; returns the status line and the body.
+pub async fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the series whose line starts with `series` in Prometheus text
+/// (name and labels exactly as rendered).
 pub fn metric_value(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
