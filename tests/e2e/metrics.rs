@@ -234,3 +234,47 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_releases_pending_and_done_and_withdrawals() {
+    use article_service::proto::{WithdrawArticleRequest, withdraw_article_request};
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(2);
+    let later = prost_types::Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: 0,
+    };
+    for title in ["Soon one", "Soon two"] {
+        let request = article_service::proto::PublishArticleRequest {
+            published_at: Some(later),
+            ..article(title, &["Metrics"])
+        };
+        publish(&mut client, request).await;
+    }
+    server
+        .wait_for_metric("article_releases_pending", 2.0, Duration::from_secs(3))
+        .await;
+    server
+        .wait_for_metric("article_releases_total", 2.0, WAIT)
+        .await;
+    server
+        .wait_for_metric("article_releases_pending", 0.0, WAIT)
+        .await;
+
+    let public = publish(&mut client, article("Taken down", &["Metrics"]))
+        .await
+        .article
+        .expect("article");
+    for _ in 0..2 {
+        // The second call changes nothing and counts nothing.
+        client
+            .withdraw_article(authorized(WithdrawArticleRequest {
+                key: Some(withdraw_article_request::Key::Id(public.id.clone())),
+                reason: "legal".into(),
+            }))
+            .await
+            .expect("withdraw");
+    }
+    assert_eq!(server.metric("article_withdrawals_total").await, Some(1.0));
+}
