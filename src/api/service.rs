@@ -12,11 +12,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::auth::PublishAuth;
+use super::connection_info::ConnectionInfo;
 use super::convert::{article_to_proto, draft_from_proto, tag_to_proto};
 use super::deadline;
 use super::wire::{EncodedGetArticleResponse, EncodedListArticlesByTagResponse, encode_article};
 use crate::cache::{CachedPage, Epoch, ReadCache};
-use crate::connection::ConnectionInfo;
 use crate::domain::article::{self, Article, resolve_tag};
 use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
