@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ArticleApi, PublishAuth};
 use crate::cache::ReadCache;
 use crate::config::ServeConfig;
-use crate::feed::{ConnectionAge, Feed, FeedSettings, run_listener};
+use crate::feed::{Feed, run_listener};
 use crate::server::{Health, Serving};
 use crate::store::{Store, TokenKeys};
 
@@ -94,15 +94,7 @@ impl Parts {
         let feed = Feed::new(
             store.clone(),
             tokens.clone(),
-            FeedSettings {
-                heartbeat_interval: Duration::from_secs(config.heartbeat_interval),
-                max_streams: config.max_streams,
-                // At most 1,000,000, as the flag's parser enforces.
-                buffer: usize::try_from(config.feed_buffer).unwrap_or(usize::MAX),
-                batch_size: config.feed_batch_size,
-                scan_window: i64::from(config.feed_batch_size) * 100,
-                ..FeedSettings::default()
-            },
+            config.feed_settings(),
             cache.clone(),
             stopping.clone(),
         );
@@ -144,11 +136,8 @@ impl Parts {
             self.feed,
             self.cache,
         )
-        .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
-        .with_connection_age((config.max_connection_age > 0).then(|| ConnectionAge {
-            age: Duration::from_secs(config.max_connection_age),
-            grace: Duration::from_secs(config.max_connection_age_grace),
-        }))
+        .with_request_timeout(config.request_timeout())
+        .with_connection_age(config.connection_age())
     }
 }
 

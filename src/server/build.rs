@@ -45,13 +45,7 @@ pub fn serve(
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
     let addr = incoming.local_addr()?;
-    // Past the age, its grace and the request timeout, only streams that
-    // never end on their own are left (see `ServerConnection::new`).
-    let lifetime = (config.max_connection_age > 0).then(|| {
-        Duration::from_secs(config.max_connection_age)
-            + Duration::from_secs(config.max_connection_age_grace)
-                .max(Duration::from_millis(config.request_timeout_ms))
-    });
+    let lifetime = config.connection_lifetime();
     let incoming = incoming
         .map(move |accepted| accepted.map(|stream| ServerConnection::new(stream, lifetime)));
 
@@ -86,14 +80,14 @@ fn hardened(builder: Server, config: &ServeConfig) -> anyhow::Result<Server> {
     // A backstop: handlers answer UNAVAILABLE a little earlier (`deadline`),
     // so this only ends a call whose request is slower to arrive (as
     // CANCELLED). It bounds a stream's set-up, not the stream.
-    let mut builder = builder.timeout(Duration::from_millis(config.request_timeout_ms));
-    if config.max_connection_age > 0 {
+    let mut builder = builder.timeout(config.request_timeout());
+    if let Some(connection_age) = config.connection_age() {
         // Only the age, not tonic's `max_connection_age_grace`: with a grace,
         // tonic 0.14 sends no GOAWAY at the age and just drops the
         // connection when the grace is over, calls and all. Without it, the
         // connection closes once its calls are done: unary calls within the
         // request timeout, feed streams within the grace (`feed`).
-        builder = builder.max_connection_age(Duration::from_secs(config.max_connection_age));
+        builder = builder.max_connection_age(connection_age.age);
     }
     if let Some(tls) = server_tls(config)? {
         builder = builder

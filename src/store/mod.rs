@@ -140,10 +140,9 @@ fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
         .connect_lazy_with(options)
 }
 
-/// `article-service migrate`: connects (waiting up to the acquire timeout)
-/// and applies the migrations.
-pub async fn migrate_database(config: &crate::config::DatabaseConfig) -> anyhow::Result<()> {
-    let options = config.connect_options()?;
+/// `article-service migrate`: connects (waiting up to 10 s for a
+/// connection) and applies the migrations.
+pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
