@@ -28,12 +28,6 @@ GRPC_ADDR ?= 127.0.0.1:50051
 METRICS_ADDR ?= 127.0.0.1:9090
 PUBLISH_TOKEN ?= dev-publish-token
 
-# With sqlx's offline query data committed (.sqlx/), compile against it rather than against
-# the live (possibly unmigrated) database that DATABASE_URL points at.
-ifneq ($(wildcard .sqlx),)
-export SQLX_OFFLINE ?= true
-endif
-
 .PHONY: help run test deploy-check check db tools env psql stop-db clean-db
 
 help:

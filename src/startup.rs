@@ -32,10 +32,6 @@ impl Application {
         Ok(Self { config, listener })
     }
 
-    pub fn grpc_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
-        Ok(self.listener.local_addr()?)
-    }
-
     /// Serves until `shutdown` resolves, then: health NOT_SERVING, open
     /// streams end with UNAVAILABLE, no new calls, and return within the
     /// configured grace period whatever the clients do.

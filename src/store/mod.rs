@@ -91,18 +91,6 @@ impl Store {
         (size as usize / 8).max(1)
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|error| match error {
-            sqlx::migrate::MigrateError::Execute(error) => Error::from(error),
-            other => Error::Internal(other.to_string()),
-        })
-    }
-
     /// Whether the database answers (for health checks).
     pub async fn ping(&self) -> Result<()> {
         self.bounded(async {
