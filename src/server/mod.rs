@@ -9,6 +9,7 @@ mod call_log;
 mod connection;
 mod health;
 mod message_size;
+mod methods;
 
 pub use build::{Serving, serve};
 pub use connection::{ServerConnection, WRITE_BUFFER_BYTES};
