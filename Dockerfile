@@ -17,21 +17,22 @@ FROM rust:1-bookworm AS builder
 WORKDIR /src
 
 # 1. Dependencies only, on placeholder sources: this layer is reused until Cargo.toml,
-#    Cargo.lock, build.rs or proto/ change. (Cargo.toml declares benches/loadgen.rs, so it
-#    needs a placeholder as well.)
+#    Cargo.lock, build.rs or proto/ change. The workspace's other member (the benchmark
+#    harness's loadgen) is never built here, but cargo reads its manifest, and wants the
+#    source file it names.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY crates/loadgen/Cargo.toml crates/loadgen/
 COPY proto/ proto/
-RUN mkdir -p src benches \
+RUN mkdir -p src crates/loadgen/src \
     && echo 'fn main() {}' > src/main.rs \
     && echo '' > src/lib.rs \
-    && echo 'fn main() {}' > benches/loadgen.rs \
+    && echo 'fn main() {}' > crates/loadgen/src/main.rs \
     && cargo build --release --locked --bin article-service \
-    && rm -rf src benches
+    && rm -rf src
 
 # 2. The service itself. `touch` makes cargo rebuild the crate even when the copied files
 #    are older than the placeholder build's outputs.
 COPY migrations/ migrations/
-COPY benches/ benches/
 COPY src/ src/
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin article-service \

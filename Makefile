@@ -28,12 +28,6 @@ GRPC_ADDR ?= 127.0.0.1:50051
 METRICS_ADDR ?= 127.0.0.1:9090
 PUBLISH_TOKEN ?= dev-publish-token
 
-# With sqlx's offline query data committed (.sqlx/), compile against it rather than against
-# the live (possibly unmigrated) database that DATABASE_URL points at.
-ifneq ($(wildcard .sqlx),)
-export SQLX_OFFLINE ?= true
-endif
-
 .PHONY: help run test deploy-check check db tools env psql stop-db clean-db
 
 help:
@@ -42,7 +36,7 @@ help:
 	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline)'
-	echo 'make check     cargo fmt --check and cargo clippy -D warnings'
+	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service and crates/loadgen)'
 	echo 'make db        start the throwaway database and print its DATABASE_URL'
 	echo 'make tools     install grpcurl, buf, kubectl, hadolint, kubernetes-validate (target/tools)'
 	echo 'make env       print export lines for DATABASE_URL and the tools: eval "$$(make -s env)"'
@@ -131,8 +125,8 @@ deploy-check:
 check:
 	@echo "+ $(CARGO) fmt --all -- --check"
 	$(CARGO) fmt --all -- --check
-	echo "+ $(CARGO) clippy --all-targets -- -D warnings"
-	$(CARGO) clippy --all-targets -- -D warnings
+	echo "+ $(CARGO) clippy --workspace --all-targets -- -D warnings"
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 db:
 	@$(DEV_ENV) db-url

@@ -31,10 +31,10 @@ wait_for_port() {
 }
 
 # --- build -------------------------------------------------------------------------------
-say "building the release binary and the loadgen bench program"
+say "building the release binary and the loadgen program"
 "${CARGO_CMD[@]}" build --release --locked --bin article-service >&2
-LOADGEN=$("${CARGO_CMD[@]}" bench --locked --no-run --bench loadgen 2>&1 | tee /dev/stderr \
-    | sed -n 's/.*Executable .*(\(.*loadgen-[0-9a-f]*\)).*/\1/p' | tail -n 1)
+"${CARGO_CMD[@]}" build --release --locked -p loadgen >&2
+LOADGEN="$PROJECT/target/release/loadgen"
 [[ -x $LOADGEN ]] || die "could not find the loadgen binary"
 
 # --- corpus, database, import ------------------------------------------------------------
@@ -144,7 +144,7 @@ reads "service: PublishArticle, new 4 KB articles" "$ADDR" publish
 {
     echo "# Benchmark run $STAMP"
     echo
-    echo "$(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src migrations benches || echo ' (with uncommitted changes)')"
+    echo "$(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src migrations benches crates || echo ' (with uncommitted changes)')"
     echo
     echo "Import: $ARTICLES articles in $(printf %.1f "$import_seconds") s: **$import_rate articles/s**"
     echo "(service RSS after the run: $(awk '/VmHWM/ {printf "peak %.0f MiB", $2/1024}' /proc/$SERVICE_PID/status 2>/dev/null))"

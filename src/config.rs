@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::cache::CacheSettings;
+use crate::feed::{ConnectionAge, FeedSettings};
 use crate::store::PoolSettings;
 
 #[derive(Debug, Parser)]
@@ -59,13 +60,18 @@ impl DatabaseConfig {
     /// Connection options; the error never echoes the URL (it may hold a
     /// password).
     pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
-        use secrecy::ExposeSecret;
-        self.database_url
-            .expose_secret()
-            .parse::<PgConnectOptions>()
-            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))
-            .map(|options| options.application_name("article-service"))
+        connect_options("DATABASE_URL", &self.database_url)
     }
+}
+
+/// The options of the PostgreSQL URL in the variable `name`; the error names
+/// the variable and never echoes the URL (it may hold a password).
+fn connect_options(name: &str, url: &SecretString) -> anyhow::Result<PgConnectOptions> {
+    use secrecy::ExposeSecret;
+    url.expose_secret()
+        .parse::<PgConnectOptions>()
+        .map_err(|_| anyhow::anyhow!("{name} is not a valid PostgreSQL URL"))
+        .map(|options| options.application_name("article-service"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -198,19 +204,15 @@ pub struct ServeConfig {
     pub cache_ttl: u64,
 }
 
+/// Every setting `serve` takes from the configuration, built here and only
+/// here; the rooms they go to never see the configuration.
 impl ServeConfig {
     /// The read pool's connection options, when DATABASE_READ_URL is set;
     /// the error never echoes the URL.
     pub fn read_connect_options(&self) -> anyhow::Result<Option<PgConnectOptions>> {
-        use secrecy::ExposeSecret;
         self.database_read_url
             .as_ref()
-            .map(|url| {
-                url.expose_secret()
-                    .parse::<PgConnectOptions>()
-                    .map_err(|_| anyhow::anyhow!("DATABASE_READ_URL is not a valid PostgreSQL URL"))
-                    .map(|options| options.application_name("article-service"))
-            })
+            .map(|url| connect_options("DATABASE_READ_URL", url))
             .transpose()
     }
 
@@ -238,6 +240,39 @@ impl ServeConfig {
             acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
             ..PoolSettings::default()
         }
+    }
+
+    pub fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            heartbeat_interval: Duration::from_secs(self.heartbeat_interval),
+            max_streams: self.max_streams,
+            // At most 1,000,000, as the flag's parser enforces.
+            buffer: usize::try_from(self.feed_buffer).unwrap_or(usize::MAX),
+            batch_size: self.feed_batch_size,
+            scan_window: i64::from(self.feed_batch_size) * 100,
+            ..FeedSettings::default()
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// When feed streams end for their connection's age; `None` with
+    /// MAX_CONNECTION_AGE 0.
+    pub fn connection_age(&self) -> Option<ConnectionAge> {
+        (self.max_connection_age > 0).then(|| ConnectionAge {
+            age: Duration::from_secs(self.max_connection_age),
+            grace: Duration::from_secs(self.max_connection_age_grace),
+        })
+    }
+
+    /// When a connection is closed whatever still runs on it: past the age,
+    /// its grace and the request timeout, only streams that never end on
+    /// their own are left (see `server::ServerConnection::new`).
+    pub fn connection_lifetime(&self) -> Option<Duration> {
+        self.connection_age()
+            .map(|age| age.age + age.grace.max(self.request_timeout()))
     }
 }
 

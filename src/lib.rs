@@ -1,8 +1,9 @@
 //! article-service: the newsroom's content service.
 //!
-//! Layers, outermost first: `api` (gRPC handlers) -> `domain` (pure rules)
-//! and `feed` (live feed) -> `store` (SQL). `startup` wires them together;
-//! `main.rs` only parses the command line.
+//! Layers, outermost first: `server` (tower layers, connections, health)
+//! -> `api` (gRPC handlers) -> `domain` (pure rules) and `feed` (live feed)
+//! -> `store` (SQL). `startup` wires them together; `main.rs` only parses
+//! the command line.
 
 pub mod proto {
     //! Code generated from `proto/` by `build.rs`.
@@ -20,12 +21,12 @@ pub mod proto {
 pub mod api;
 pub mod cache;
 pub mod config;
-pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod import;
 pub mod metrics;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

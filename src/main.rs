@@ -11,7 +11,7 @@ async fn main() -> std::process::ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(config) => startup::serve(config).await,
-        Command::Migrate(config) => store::migrate_database(&config).await,
+        Command::Migrate(config) => async { store::migrate(config.connect_options()?).await }.await,
         Command::Import(config) => article_service::import::run(config).await,
     };
     match result {

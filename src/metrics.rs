@@ -165,6 +165,10 @@ fn describe() {
 }
 
 /// Binds `addr` (port 0 picks one) and serves `/metrics` until `stop`.
+///
+/// Not the exporter's own listener (`with_http_listener`): it does not say
+/// which port it bound (tests ask for port 0 and read it from the log), and
+/// it answers every path with the metrics rather than 404.
 pub async fn serve(
     addr: SocketAddr,
     handle: PrometheusHandle,

@@ -123,43 +123,15 @@ mod tests {
         assert_eq!(format!("{auth:?}"), "PublishAuth { enabled: true }");
     }
 
-    /// Documents why the check is timing-safe, without timing anything
-    /// (a timed test would be flaky and prove little): the server keeps only
-    /// the token's SHA-256 digest, hashes what the caller sent, and compares
-    /// the two fixed-size digests with `subtle`'s `ConstantTimeEq`, which
-    /// looks at all 32 bytes whatever they are. So neither where a guess
-    /// first differs nor how long it is changes the work done.
+    /// What the check's timing safety rests on that a test can show: only
+    /// the token's SHA-256 digest is kept, never its bytes or its length
+    /// (the comparison itself is `subtle`'s `ct_eq` over two 32-byte
+    /// digests; no test here times it).
     #[test]
-    fn the_comparison_is_constant_time_over_fixed_size_digests() {
-        fn compared_in_constant_time<T: ConstantTimeEq + ?Sized>(_: &T) {}
-
+    fn only_the_tokens_digest_is_kept() {
         let token = "s3cret-token";
         let auth = PublishAuth::new(Some(&SecretString::from(token)));
-        let kept: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        // Only the digest is kept, never the token's bytes or its length.
-        assert_eq!(auth.token_digest, Some(kept));
-        // `ct_eq` on the digests is subtle's slice comparison, which only
-        // short-cuts on a length difference, and digests are all 32 bytes.
-        compared_in_constant_time(&kept[..]);
-
-        // Guesses differing in the first byte, the last byte, or the length
-        // all become 32-byte digests before any comparison.
-        for guess in [
-            "x3cret-token",
-            "s3cret-tokex",
-            "s3cret-toke",
-            "s3cret-token-and-more",
-            "s",
-        ] {
-            let given: [u8; 32] = Sha256::digest(guess.as_bytes()).into();
-            assert_eq!(given.len(), kept.len());
-            assert!(!bool::from(given.ct_eq(&kept)), "{guess}");
-            assert_eq!(
-                code(auth.check(&metadata(&format!("Bearer {guess}")))),
-                "unauthenticated"
-            );
-        }
-        let same: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        assert!(bool::from(kept.ct_eq(&same)));
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert_eq!(auth.token_digest, Some(digest));
     }
 }

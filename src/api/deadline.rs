@@ -3,6 +3,9 @@
 //! bound): a database that stops answering gives UNAVAILABLE in time, rather
 //! than the caller's own DEADLINE_EXCEEDED (or tonic's CANCELLED) when the
 //! deadline passes.
+//!
+//! Here rather than a tower layer in `server`: the handlers call it around
+//! their own database work, and `api` must not import `server`.
 
 use std::time::Duration;
 

@@ -1,20 +1,17 @@
 //! gRPC handlers: proto <-> domain, nothing else. Rules live in `domain`,
-//! SQL in `store`, the live feed in `feed`.
+//! SQL in `store`, the live feed in `feed`; the server around the handlers
+//! (layers, connections, health) in `server`.
 
-mod admission;
 mod auth;
-mod call_log;
+mod connection_info;
 mod deadline;
-mod message_size;
 mod reads;
 mod service;
 mod status;
 mod streams;
 mod writes;
 
-pub use admission::AdmissionLayer;
 pub use auth::PublishAuth;
-pub use call_log::CallLogLayer;
-pub use message_size::oversized_is_resource_exhausted;
+pub use connection_info::ConnectionInfo;
 pub use service::ArticleApi;
 pub use streams::MAX_STREAM_TAGS;

@@ -9,10 +9,10 @@ use tonic::transport::server::TlsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::auth::PublishAuth;
+use super::connection_info::ConnectionInfo;
 use super::deadline;
 use super::streams::ChangeStream;
 use crate::cache::ReadCache;
-use crate::connection::ConnectionInfo;
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};
 use crate::feed::{ConnectionAge, Feed};

@@ -20,7 +20,7 @@
 //! empty on reconnecting, since notifications sent meanwhile are lost.
 //! A lost connection that stays silent is noticed by the listener's ping
 //! (every 5 s, 3 s to answer). Besides, no entry lives longer than its
-//! time to live. The tests in `tests/cache.rs` hold the service to this.
+//! time to live. The tests in `tests/e2e/cache.rs` hold the service to this.
 //!
 //! A read that races with a change must not put back what the change just
 //! dropped: every drop moves an epoch, and a read fills the cache only if

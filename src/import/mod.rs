@@ -8,7 +8,7 @@
 //!   PublishArticleRequest by their proto names, `published_at` as RFC 3339.
 //!   Line numbers come with every record.
 //! - Page text ([`text`]): one article as captured from the news site's page
-//!   (`shared/samples/README.md`); tags are split against a
+//!   (e.g. `tests/fixtures/`); tags are split against a
 //!   [`SectionVocabulary`] that the user may extend.
 //!
 //! Which one a file is read as: [`Format::for_path`], unless `--format` says.

@@ -1,5 +1,5 @@
 //! Page text: one article as it was captured from the news site's page
-//! (the format of `shared/samples/README.md`).
+//! (as in `tests/fixtures/`).
 //!
 //! # Layout
 //!

@@ -98,18 +98,6 @@ impl Store {
         (size as usize / 8).max(1)
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|error| match error {
-            sqlx::migrate::MigrateError::Execute(error) => Error::from(error),
-            other => Error::Internal(other.to_string()),
-        })
-    }
-
     /// Whether the database answers (for health checks).
     pub async fn ping(&self) -> Result<()> {
         self.bounded(async {
@@ -147,10 +135,9 @@ fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
         .connect_lazy_with(options)
 }
 
-/// `article-service migrate`: connects (waiting up to the acquire timeout)
-/// and applies the migrations.
-pub async fn migrate_database(config: &crate::config::DatabaseConfig) -> anyhow::Result<()> {
-    let options = config.connect_options()?;
+/// `article-service migrate`: connects (waiting up to 10 s for a
+/// connection) and applies the migrations.
+pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::Connected;
+
+use crate::api::ConnectionInfo;
 
 /// Bytes a connection gathers before writing them to its socket.
 ///
@@ -24,17 +25,6 @@ use tonic::transport::server::Connected;
 /// so a lone response waits for nothing. The buffer's pages are only touched
 /// when a burst fills them.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What a handler can learn about its call's connection, from the request's
-/// extensions (`request.extensions().get::<ConnectionInfo>()`; under TLS,
-/// `TlsConnectInfo<ConnectionInfo>`).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionInfo {
-    pub local_addr: Option<SocketAddr>,
-    pub remote_addr: Option<SocketAddr>,
-    /// When the server accepted the connection.
-    pub accepted_at: Instant,
-}
 
 pin_project! {
     /// A TCP connection as the gRPC server sees it.

@@ -14,8 +14,11 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use metrics::SharedString;
 use tonic::Code;
 use tower::{Layer, Service};
+
+use super::methods::is_offered;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -130,7 +133,7 @@ impl Call {
         self.end_span(code);
         let elapsed = self.started.elapsed().as_secs_f64();
         let method = metric_label(&self.method);
-        metrics::counter!(crate::metrics::CALLS, "grpc_method" => method, "grpc_code" => code_name(code))
+        metrics::counter!(crate::metrics::CALLS, "grpc_method" => method.clone(), "grpc_code" => code_name(code))
             .increment(1);
         metrics::histogram!(crate::metrics::CALL_SECONDS, "grpc_method" => method).record(elapsed);
         let duration_ms = elapsed * 1000.0;
@@ -172,25 +175,15 @@ impl Call {
     }
 }
 
-/// The method as a metric label: the services this server offers by name,
+/// The method as a metric label: the methods this server offers by name,
 /// anything else (a client may send any path) as one value, so a client
 /// cannot create series at will.
-fn metric_label(path: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "/newsroom.content.v1.ArticleService/GetArticle",
-        "/newsroom.content.v1.ArticleService/ListArticlesByTag",
-        "/newsroom.content.v1.ArticleService/StreamNewArticles",
-        "/newsroom.content.v1.ArticleService/PublishArticle",
-        "/newsroom.content.v1.ArticleService/ListTags",
-        "/grpc.health.v1.Health/Check",
-        "/grpc.health.v1.Health/Watch",
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    ];
-    KNOWN
-        .iter()
-        .find(|known| **known == path)
-        .map_or("other", |known| known.trim_start_matches('/'))
+fn metric_label(path: &str) -> SharedString {
+    if is_offered(path) {
+        SharedString::from(path.trim_start_matches('/').to_owned())
+    } else {
+        SharedString::const_str("other")
+    }
 }
 
 /// The canonical name of a status code, as gRPC's other servers label it.

@@ -1,11 +1,11 @@
-//! Benchmark harness (not a test): a deterministic corpus generator, a
-//! closed-loop gRPC load driver, the stream fan-out driver and the gRPC
+//! The benchmark harness's load generator: a deterministic corpus generator,
+//! a closed-loop gRPC load driver, the stream fan-out driver and the gRPC
 //! ceiling reference server. See BENCHMARKS.md for how each figure was made;
 //! `scripts/bench.sh all` (`make bench`) runs all of it.
 //!
-//!   cargo bench --bench loadgen -- corpus --articles 100000 --out target/corpus.ndjson
-//!   cargo bench --bench loadgen -- reads --addr 127.0.0.1:50051 --scenario get-by-id-uniform
-//!   cargo bench --bench loadgen -- ceiling --addr 127.0.0.1:50092
+//!   cargo run -p loadgen --release -- corpus --articles 100000 --out target/corpus.ndjson
+//!   cargo run -p loadgen --release -- reads --addr 127.0.0.1:50051 --scenario get-by-id-uniform
+//!   cargo run -p loadgen --release -- ceiling --addr 127.0.0.1:50092
 //!
 //! Keys for the read scenarios are sampled from the database (DATABASE_URL).
 
@@ -23,12 +23,8 @@ use reads::Scenario;
 
 #[derive(Parser)]
 struct Cli {
-    /// `cargo bench` passes --bench to every bench program; ignored.
-    #[arg(long, hide = true, global = true)]
-    bench: bool,
-    /// None when `cargo test --all-targets` runs this program: nothing to do.
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand)]
@@ -127,11 +123,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(command) = Cli::parse().command else {
-        println!("loadgen: no command given, nothing to do (see BENCHMARKS.md)");
-        return Ok(());
-    };
-    match command {
+    match Cli::parse().command {
         Command::Corpus {
             articles,
             tags,

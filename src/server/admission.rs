@@ -3,6 +3,9 @@
 //! the server serves normally again as soon as the burst is over. Streams are
 //! not counted here: they are long-lived and have their own limit
 //! (`MAX_STREAMS`, enforced by the feed).
+//!
+//! Not tower's `GlobalConcurrencyLimitLayer` + `LoadShedLayer`: they count
+//! every call, and a stream that never ends would hold its permit for good.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,13 +15,7 @@ use http::{Request, Response};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-/// Calls that live as long as the client wants: never shed, never counted.
-const LONG_LIVED: &[&str] = &[
-    "/newsroom.content.v1.ArticleService/StreamNewArticles",
-    "/grpc.health.v1.Health/Watch",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
+use super::methods::is_long_lived;
 
 #[derive(Debug, Clone)]
 pub struct AdmissionLayer {
@@ -66,7 +63,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if LONG_LIVED.contains(&request.uri().path()) {
+        // Calls that live as long as the client wants: never shed, never
+        // counted.
+        if is_long_lived(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {

@@ -1,0 +1,125 @@
+//! The server itself: tonic's `Server` with our limits, TLS and layers, the
+//! services (ours, health, reflection), and the accept loop.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::pb::health_server::HealthServer;
+
+use super::admission::AdmissionLayer;
+use super::call_log::CallLogLayer;
+use super::connection::ServerConnection;
+use super::message_size::oversized_is_resource_exhausted;
+use crate::api::ArticleApi;
+use crate::config::ServeConfig;
+use crate::proto::article_service_server::ArticleServiceServer;
+
+/// How long a client has to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server, running on its own task.
+pub struct Serving {
+    pub task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Cancelled: no new connections or calls; in-flight calls may finish.
+    pub stop: CancellationToken,
+}
+
+/// Serves `api`, health and reflection on `listener` from now on.
+pub fn serve(
+    listener: TcpListener,
+    config: &ServeConfig,
+    api: ArticleApi,
+    health: HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> anyhow::Result<Serving> {
+    // Old grpcurl speaks only v1alpha; newer clients ask for v1.
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let addr = incoming.local_addr()?;
+    let lifetime = config.connection_lifetime();
+    let incoming = incoming
+        .map(move |accepted| accepted.map(|stream| ServerConnection::new(stream, lifetime)));
+
+    let stop = CancellationToken::new();
+    let server = hardened(Server::builder(), config)?
+        .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
+        .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+        // Logged first, so that shed calls are logged and counted too.
+        .layer(CallLogLayer)
+        .layer(AdmissionLayer::new(
+            usize::try_from(config.max_inflight_calls).unwrap_or(usize::MAX),
+        ))
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted::<tonic::body::Body>,
+        ))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ArticleServiceServer::new(api).max_decoding_message_size(
+            usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+        ))
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
+    let task = tokio::spawn(server);
+    tracing::info!(grpc_addr = %addr, "article-service listening");
+    Ok(Serving { task, stop })
+}
+
+/// The server's limits (`REQUEST_TIMEOUT_MS`, `MAX_CONNECTION_AGE`) and TLS
+/// (`TLS_CERT`, `TLS_KEY`).
+fn hardened(builder: Server, config: &ServeConfig) -> anyhow::Result<Server> {
+    // A backstop: handlers answer UNAVAILABLE a little earlier (`deadline`),
+    // so this only ends a call whose request is slower to arrive (as
+    // CANCELLED). It bounds a stream's set-up, not the stream.
+    let mut builder = builder.timeout(config.request_timeout());
+    if let Some(connection_age) = config.connection_age() {
+        // Only the age, not tonic's `max_connection_age_grace`: with a grace,
+        // tonic 0.14 sends no GOAWAY at the age and just drops the
+        // connection when the grace is over, calls and all. Without it, the
+        // connection closes once its calls are done: unary calls within the
+        // request timeout, feed streams within the grace (`feed`).
+        builder = builder.max_connection_age(connection_age.age);
+    }
+    if let Some(tls) = server_tls(config)? {
+        builder = builder
+            .tls_config(tls)
+            .context("TLS_CERT and TLS_KEY do not make a usable certificate and key")?;
+    }
+    Ok(builder)
+}
+
+/// The TLS configuration from `TLS_CERT` and `TLS_KEY`, if both are set
+/// (clap refuses one without the other). Errors name the files, never
+/// their contents.
+fn server_tls(config: &ServeConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert_path), Some(key_path)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let cert = std::fs::read(cert_path)
+        .with_context(|| format!("cannot read TLS_CERT {}", cert_path.display()))?;
+    let key = std::fs::read(key_path)
+        .with_context(|| format!("cannot read TLS_KEY {}", key_path.display()))?;
+    Ok(Some(
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert, key))
+            .timeout(TLS_HANDSHAKE_TIMEOUT),
+    ))
+}
+
+/// Reflection knows our service, health, and `google.rpc` error details
+/// (so grpcurl can show a BadRequest).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}

@@ -1,0 +1,89 @@
+//! `grpc.health.v1.Health`: SERVING while the database answers, NOT_SERVING
+//! while it does not, and from the start of shutdown on.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthReporter;
+
+use crate::proto::article_service_server::SERVICE_NAME;
+use crate::store::Store;
+
+/// How often health asks the database whether it answers.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The statuses the health service reports ("" and the article service),
+/// and the probe that keeps them up to date.
+pub struct Health {
+    reporter: HealthReporter,
+    probe: JoinHandle<()>,
+}
+
+impl Health {
+    /// NOT_SERVING until the probe first sees the database answer.
+    pub async fn start(
+        store: Store,
+        stopping: CancellationToken,
+    ) -> (
+        Self,
+        HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let probe = tokio::spawn(report_health(store, reporter.clone(), stopping));
+        (Self { reporter, probe }, service)
+    }
+
+    /// NOT_SERVING for good. The probe is stopped rather than awaited: it
+    /// may be waiting on a database that does not answer, and it must not
+    /// turn health back to SERVING afterwards.
+    pub async fn stop_serving(&mut self) {
+        self.probe.abort();
+        let _ = (&mut self.probe).await;
+        set_health(&self.reporter, ServingStatus::NotServing).await;
+    }
+
+    /// Ends the open Watch streams, which would otherwise hold a graceful
+    /// shutdown until its grace period is over. They have seen NOT_SERVING,
+    /// which stays their last word.
+    pub async fn end_watches(&mut self) {
+        self.reporter.clear_service_status("").await;
+        self.reporter.clear_service_status(SERVICE_NAME).await;
+    }
+}
+
+/// SERVING while the database answers, NOT_SERVING while it does not.
+async fn report_health(store: Store, health: HealthReporter, stopping: CancellationToken) {
+    let mut serving = None;
+    let mut interval = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let healthy = store.ping().await.is_ok();
+        if serving != Some(healthy) {
+            if healthy {
+                tracing::info!("database answers; serving");
+            } else {
+                tracing::warn!("database does not answer; not serving");
+            }
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, status).await;
+            serving = Some(healthy);
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
