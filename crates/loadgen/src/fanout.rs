@@ -28,6 +28,65 @@ pub fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// What the publisher does, and which streams wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Event {
+    /// A new article, on StreamNewArticles (latency from the publish call).
+    New,
+    /// A new article, on StreamArticleChanges (latency from its commit).
+    Published,
+    /// An article scheduled 1 s ahead, released by the server's release job
+    /// (latency from the end of its embargo).
+    Release,
+    /// A withdrawal of an article published before the streams opened
+    /// (latency from its commit).
+    Withdraw,
+}
+
+fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(request)
+}
+
+/// Microseconds since the epoch of a protobuf timestamp.
+fn micros_of(at: Option<&prost_types::Timestamp>) -> u64 {
+    at.map_or(0, |at| {
+        (at.seconds as u64) * 1_000_000 + (at.nanos as u64) / 1_000
+    })
+}
+
+/// A stream's next message: `Some(Some(sent))` for an awaited event sent at
+/// `sent` (microseconds), `Some(None)` for any other message, `None` at its end.
+enum Opened {
+    New(tonic::Streaming<article_service::proto::StreamNewArticlesResponse>),
+    Changes(
+        tonic::Streaming<article_service::proto::StreamArticleChangesResponse>,
+        i32,
+    ),
+}
+
+impl Opened {
+    async fn next(&mut self) -> Result<Option<Option<u64>>, tonic::Status> {
+        Ok(match self {
+            Self::New(stream) => stream.message().await?.map(|message| {
+                message
+                    .article
+                    .map(|article| article.summary.parse().unwrap_or(0))
+            }),
+            Self::Changes(stream, awaited) => stream.message().await?.map(|message| {
+                message
+                    .change
+                    .filter(|change| change.r#type == *awaited)
+                    .map(|change| micros_of(change.change_time.as_ref()))
+            }),
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn fanout(
     addr: &str,
     subscribers: usize,
@@ -36,9 +95,36 @@ pub async fn fanout(
     duration: Duration,
     server_pid: Option<u32>,
     token: &str,
+    event: Event,
 ) -> anyhow::Result<()> {
-    use article_service::proto::{PublishArticleRequest, StreamNewArticlesRequest};
+    use article_service::proto::{
+        ChangeType, PublishArticleRequest, StreamArticleChangesRequest, StreamNewArticlesRequest,
+        WithdrawArticleRequest, withdraw_article_request,
+    };
     use std::sync::Mutex;
+
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut publisher = ArticleServiceClient::new(channel);
+    let run = unix_micros();
+    let planned = (duration.as_secs_f64() * publishes_per_second).ceil() as u64 + 1;
+    // Withdrawals take down articles published before the streams open.
+    if event == Event::Withdraw {
+        for n in 0..planned {
+            let request = PublishArticleRequest {
+                slug: format!("fanout-{run}-{n}"),
+                title: format!("Fan-out article {n}"),
+                body: "x".repeat(4_000),
+                byline: "loadgen".into(),
+                tags: vec!["Loadgen".into()],
+                ..Default::default()
+            };
+            publisher
+                .publish_article(authorized(request, token)?)
+                .await?;
+        }
+    }
 
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -62,10 +148,27 @@ pub async fn fanout(
     for n in 0..subscribers {
         let mut client = ArticleServiceClient::new(channels[n % connections].clone())
             .max_decoding_message_size(8 << 20);
-        let mut stream = client
-            .stream_new_articles(StreamNewArticlesRequest::default())
-            .await?
-            .into_inner();
+        let mut stream = match event {
+            Event::New => Opened::New(
+                client
+                    .stream_new_articles(StreamNewArticlesRequest::default())
+                    .await?
+                    .into_inner(),
+            ),
+            Event::Published | Event::Release | Event::Withdraw => {
+                let awaited = match event {
+                    Event::Withdraw => ChangeType::Withdrawn,
+                    _ => ChangeType::Published,
+                };
+                Opened::Changes(
+                    client
+                        .stream_article_changes(StreamArticleChangesRequest::default())
+                        .await?
+                        .into_inner(),
+                    awaited as i32,
+                )
+            }
+        };
         let histogram = histogram.clone();
         let errors = errors.clone();
         // The driver shares the server's cores, so each reader keeps its
@@ -81,16 +184,12 @@ pub async fn fanout(
             loop {
                 let message = tokio::select! {
                     biased;
-                    message = stream.message() => message,
+                    message = stream.next() => message,
                     () = &mut stop => break,
                 };
                 match message {
-                    Ok(Some(message)) => {
-                        if let Some(article) = message.article {
-                            let sent: u64 = article.summary.parse().unwrap_or(0);
-                            latencies.push(unix_micros().saturating_sub(sent));
-                        }
-                    }
+                    Ok(Some(Some(sent))) => latencies.push(unix_micros().saturating_sub(sent)),
+                    Ok(Some(None)) => {}
                     other => {
                         if errors.fetch_add(1, Ordering::Relaxed) < 3 {
                             eprintln!("stream ended: {other:?}");
@@ -112,30 +211,43 @@ pub async fn fanout(
         opened.elapsed().as_secs_f64()
     );
 
-    let channel = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let mut publisher = ArticleServiceClient::new(channel);
     let interval = Duration::from_secs_f64(1.0 / publishes_per_second);
     let started = Instant::now();
-    let run = unix_micros();
     let mut published = 0u64;
     let mut ticker = tokio::time::interval(interval);
-    while started.elapsed() < duration {
+    while started.elapsed() < duration && published < planned {
         ticker.tick().await;
-        let mut request = tonic::Request::new(PublishArticleRequest {
-            slug: format!("fanout-{run}-{published}"),
-            title: format!("Fan-out article {published}"),
-            summary: unix_micros().to_string(),
-            body: "x".repeat(4_000),
-            byline: "loadgen".into(),
-            tags: vec!["Loadgen".into()],
-            published_at: None,
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-        publisher.publish_article(request).await?;
+        let slug = format!("fanout-{run}-{published}");
+        if event == Event::Withdraw {
+            let request = WithdrawArticleRequest {
+                key: Some(withdraw_article_request::Key::Slug(slug)),
+                reason: "loadgen".into(),
+            };
+            publisher
+                .withdraw_article(authorized(request, token)?)
+                .await?;
+        } else {
+            let published_at = (event == Event::Release).then(|| {
+                let at = std::time::SystemTime::now() + Duration::from_secs(1);
+                let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                prost_types::Timestamp {
+                    seconds: since.as_secs() as i64,
+                    nanos: (since.subsec_micros() * 1_000) as i32,
+                }
+            });
+            let request = PublishArticleRequest {
+                slug,
+                title: format!("Fan-out article {published}"),
+                summary: unix_micros().to_string(),
+                body: "x".repeat(4_000),
+                byline: "loadgen".into(),
+                tags: vec!["Loadgen".into()],
+                published_at,
+            };
+            publisher
+                .publish_article(authorized(request, token)?)
+                .await?;
+        }
         published += 1;
     }
     let publishing = started.elapsed();
@@ -149,7 +261,7 @@ pub async fn fanout(
     let histogram = histogram.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let ms = |micros: u64| micros as f64 / 1000.0;
     println!(
-        "fan-out: {subscribers} subscribers over {connections} connections, {published} publishes in {:.0} s: \
+        "fan-out ({event:?}): {subscribers} subscribers over {connections} connections, {published} publishes in {:.0} s: \
          {delivered}/{expected} deliveries ({} missing, {} stream errors); latency ms p50 {:.1} p99 {:.1} max {:.1}",
         publishing.as_secs_f64(),
         expected.saturating_sub(delivered),

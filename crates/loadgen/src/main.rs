@@ -10,6 +10,7 @@
 //! Keys for the read scenarios are sampled from the database (DATABASE_URL).
 
 mod ceiling;
+mod changes;
 mod corpus;
 mod fanout;
 mod reads;
@@ -88,6 +89,26 @@ enum Command {
         server_pid: Option<u32>,
         #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
         token: String,
+        /// What reaches the streams: a new article on StreamNewArticles, or
+        /// on StreamArticleChanges a new article, an embargo's release, or a
+        /// withdrawal.
+        #[arg(long, value_enum, default_value = "new")]
+        event: fanout::Event,
+    },
+    /// One consumer rebuilding its copy: StreamArticleChanges from the
+    /// beginning until `events` changes arrived; changes a second and the
+    /// server's RSS meanwhile.
+    Rebuild {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// Changes to read (the log's length: SELECT count(*) FROM article_changes).
+        #[arg(long)]
+        events: u64,
+        /// ARTICLE_VIEW_BASIC (no bodies).
+        #[arg(long)]
+        basic: bool,
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Mixed load for a long time (reads, publishes, N resuming streams):
     /// server RSS over time, errors by code, and feed loss.
@@ -164,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             server_pid,
             token,
+            event,
         } => {
             fanout::fanout(
                 &addr,
@@ -173,9 +195,16 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(seconds),
                 server_pid,
                 &token,
+                event,
             )
             .await
         }
+        Command::Rebuild {
+            addr,
+            events,
+            basic,
+            server_pid,
+        } => changes::rebuild(&addr, events, basic, server_pid).await,
         Command::Soak {
             addr,
             streams,
