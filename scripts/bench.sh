@@ -5,6 +5,9 @@
 #                              the corpus, start the service and the gRPC ceiling, run every
 #                              read scenario against both, the publish scenario, pgbench; print
 #                              a table (also saved under target/bench/results-*.md); stop all
+#   scripts/bench.sh lifecycle the change feed: a copy rebuilt from the beginning over 3 revisions
+#                              of every article, the read path against BENCH_BASE_BIN (an earlier
+#                              build), releases and withdrawals to 10,000 change streams
 #   scripts/bench.sh pg        start the benchmark cluster only, print its DATABASE_URL
 #   scripts/bench.sh stop      stop the benchmark cluster (and anything `all` left running)
 #   scripts/bench.sh clean     stop it and delete target/bench (corpus included)
@@ -83,7 +86,10 @@ case $cmd in
     all)
         source "$PROJECT/scripts/bench-run.sh"
         ;;
+    lifecycle)
+        source "$PROJECT/scripts/bench-lifecycle.sh"
+        ;;
     *)
-        die "unknown command $cmd (all, pg, stop, clean)"
+        die "unknown command $cmd (all, lifecycle, pg, stop, clean)"
         ;;
 esac

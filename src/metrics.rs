@@ -117,7 +117,10 @@ fn describe() {
         WITHDRAWALS,
         "Articles this replica withdrew (WithdrawArticle calls that changed something)."
     );
-    describe_gauge!(OPEN_STREAMS, "StreamNewArticles streams open now.");
+    describe_gauge!(
+        OPEN_STREAMS,
+        "Feed streams (StreamNewArticles and StreamArticleChanges) open now."
+    );
     describe_counter!(
         LISTENER_RECONNECTS,
         "Times the feed's LISTEN connection was re-established after it was lost."

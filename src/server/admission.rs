@@ -69,9 +69,9 @@ where
             return Box::pin(self.inner.call(request));
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let status = tonic::Status::resource_exhausted(
-                "the server is at its limit of calls in flight; retry with backoff",
-            );
+            let status = tonic::Status::from(crate::error::Error::ResourceExhausted(
+                "the server is at its limit of calls in flight; retry with backoff".into(),
+            ));
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
         let response = self.inner.call(request);

@@ -20,7 +20,7 @@ pub(super) fn is_long_lived(path: &str) -> bool {
     matches!(
         split(path),
         Some(
-            (ARTICLES, "StreamNewArticles")
+            (ARTICLES, "StreamNewArticles" | "StreamArticleChanges")
                 | (HEALTH, "Watch")
                 | (REFLECTION_V1 | REFLECTION_V1ALPHA, "ServerReflectionInfo")
         )
@@ -37,7 +37,9 @@ pub(super) fn is_offered(path: &str) -> bool {
                 "GetArticle"
                     | "ListArticlesByTag"
                     | "StreamNewArticles"
+                    | "StreamArticleChanges"
                     | "PublishArticle"
+                    | "WithdrawArticle"
                     | "ListTags"
             ) | (HEALTH, "Check" | "Watch")
                 | (REFLECTION_V1 | REFLECTION_V1ALPHA, "ServerReflectionInfo")
@@ -78,6 +80,27 @@ mod tests {
         ] {
             assert!(!is_long_lived(path), "{path}");
             assert!(!is_offered(path), "{path}");
+        }
+    }
+
+    /// Every RPC of the proto is offered, and exactly the server-streaming
+    /// ones are long-lived: a new RPC cannot be forgotten here.
+    #[test]
+    fn every_rpc_of_the_proto_is_known() {
+        use prost::Message;
+        let descriptors = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let service = descriptors
+            .file
+            .iter()
+            .flat_map(|file| &file.service)
+            .find(|service| service.name() == "ArticleService")
+            .expect("the service is described");
+        assert_eq!(service.method.len(), 7);
+        for method in &service.method {
+            let path = format!("/{ARTICLES}/{}", method.name());
+            assert!(is_offered(&path), "{path}");
+            assert_eq!(is_long_lived(&path), method.server_streaming(), "{path}");
         }
     }
 }

@@ -19,6 +19,7 @@ mod hardening;
 mod hostile_input;
 mod import_cli;
 mod lifecycle;
+mod lifecycle_faults;
 mod logs;
 mod metrics;
 mod overload;
