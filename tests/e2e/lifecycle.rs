@@ -893,3 +893,44 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
     held.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(held, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_streams_are_not_calls_in_flight() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("MAX_INFLIGHT_CALLS", "2")).await;
+    let mut client = server.client().await;
+    let mut open = Vec::new();
+    let mut new_articles = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            changes(&mut client, StreamArticleChangesRequest::default())
+                .await
+                .expect("a change stream"),
+        );
+        open_stream(&mut client, &[], "")
+            .await
+            .expect("a new-articles stream");
+    }
+    // Unary calls still have both slots.
+    for _ in 0..3 {
+        let status = get_by_slug(&mut client, "no-such-article")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    let stored = publish_new(&mut client, "Still served", &[]).await;
+    for stream in &mut open {
+        let (received, _) = read_changes(stream, 1, WAIT).await;
+        assert_eq!(summary(&received), vec![(P, stored.slug.clone(), 1)]);
+    }
+    for stream in &mut new_articles {
+        let Read::Message(message) = read_one(stream, WAIT).await else {
+            panic!("the new article");
+        };
+        assert_eq!(
+            message.article.map(|article| article.id),
+            Some(stored.id.clone())
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod api_errors;
 mod api_publish;
 mod api_reads;
 mod cache;
+mod changes_concurrency;
 mod faults;
 mod feed;
 mod feed_concurrency;

@@ -7,7 +7,7 @@ use crate::common::*;
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
 
 /// The key of the advisory lock that serialises feed positions
-/// (`store::articles::FEED_LOCK_KEY`): holding it makes publishes wait.
+/// (`store::writes::WRITE_LOCK_KEY`): holding it makes publishes wait.
 const FEED_LOCK_KEY: i64 = 0x4172_7446_6565_6431;
 
 #[tokio::test(flavor = "multi_thread")]
