@@ -269,6 +269,11 @@ struct Follower {
     /// (article id, revision, change type) of every change received.
     seen: HashSet<(String, i64, i32)>,
     last_revision: HashMap<String, i64>,
+    /// Articles the pages gave.
+    paged: usize,
+    /// Changes not newer than the copy held (a page showed a later
+    /// revision).
+    stale: usize,
 }
 
 impl Follower {
@@ -280,6 +285,8 @@ impl Follower {
             copy: HashMap::new(),
             seen: HashSet::new(),
             last_revision: HashMap::new(),
+            paged: 0,
+            stale: 0,
         }
     }
 
@@ -294,6 +301,7 @@ impl Follower {
 
     /// An article from a page.
     fn hold(&mut self, article: Article) {
+        self.paged += 1;
         let newer = self
             .copy
             .get(&article.id)
@@ -344,6 +352,8 @@ impl Follower {
             } else {
                 self.copy.insert(article.id.clone(), article.clone());
             }
+        } else {
+            self.stale += 1;
         }
         change.r#type != W && article.slug == SENTINEL
     }
@@ -540,11 +550,13 @@ async fn run(scenario: Scenario) {
     late.follow(stream, None).await;
     assert_eq!(late.sorted(), public_x, "X from the beginning");
     println!(
-        "{} seeds, {} operations: reader {} changes, every change {}, X from the beginning {}; \
-         {} public in X, {} in all",
+        "{} seeds, {} operations: reader {} pages' articles, {} changes ({} older than a page's), \
+         every change {}, X from the beginning {}; {} public in X, {} in all",
         scenario.seeds.len(),
         scenario.writers.iter().map(|w| w.ops.len()).sum::<usize>(),
+        reader.paged,
         reader.seen.len(),
+        reader.stale,
         everything.seen.len(),
         late.seen.len(),
         public_x.len(),

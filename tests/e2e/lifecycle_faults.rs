@@ -778,9 +778,9 @@ async fn consumers_resuming_through_replica_kills_and_a_postgres_restart_end_wit
     public_slugs.sort();
     assert_eq!(public_slugs, expected_slugs, "the public articles");
     let by_slug: HashMap<&str, &Article> = public.iter().map(|a| (a.slug.as_str(), a)).collect();
+    let mut client = connect(&replicas.pick(0)).await.expect("connect");
     for written in &written {
         let request = &written.request;
-        let mut client = connect(&replicas.pick(0)).await.expect("connect");
         let got = client
             .get_article(GetArticleRequest {
                 key: Some(Key::Slug(request.slug.clone())),
