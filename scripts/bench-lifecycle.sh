@@ -22,24 +22,6 @@ BASE_BIN=${BENCH_BASE_BIN:-}
 BASE_ADDR=${BENCH_BASE_ADDR:-127.0.0.1:50094}
 mkdir -p "$DIR"
 
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    done
-    pg_down
-}
-trap cleanup EXIT
-
-wait_for_port() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "nothing listens on $1"
-}
 
 say "building the release binary and the loadgen program"
 "${CARGO_CMD[@]}" build --release --locked --bin article-service >&2

@@ -11,24 +11,6 @@ SERVICE_LOG="$DIR/service.log"
 SERVICE_NOCACHE_ADDR=${BENCH_NOCACHE_ADDR:-127.0.0.1:50093}
 mkdir -p "$DIR"
 
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    done
-    pg_down
-}
-trap cleanup EXIT
-
-wait_for_port() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "nothing listens on $1"
-}
 
 # --- build -------------------------------------------------------------------------------
 say "building the release binary and the loadgen program"

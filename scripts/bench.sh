@@ -68,6 +68,24 @@ pg_down() { dev_env stop; }
 
 psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 
+# For the runs (`all`, `lifecycle`): processes to stop on exit, and waiting for a port.
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
+    pg_down
+}
+wait_for_port() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing listens on $1"
+}
+
 cmd=${1:-all}
 case $cmd in
     pg)
@@ -84,9 +102,11 @@ case $cmd in
         rm -rf "$DIR"
         ;;
     all)
+        trap cleanup EXIT
         source "$PROJECT/scripts/bench-run.sh"
         ;;
     lifecycle)
+        trap cleanup EXIT
         source "$PROJECT/scripts/bench-lifecycle.sh"
         ;;
     *)

@@ -23,6 +23,24 @@ use crate::wire::{
     encode_article, tag_to_proto, view_from_proto, without_body,
 };
 
+/// The article a request names, by GetArticle's rules: neither key, an
+/// empty one or an id that is not a UUID is INVALID_ARGUMENT; a slug that
+/// breaks the slug rule cannot have been stored (NOT_FOUND).
+pub(super) fn article_key(key: Option<Key>) -> Result<ArticleKey> {
+    match key {
+        None => Err(Error::invalid("key", "give the article's id or its slug")),
+        Some(Key::Id(id)) if id.is_empty() => Err(Error::invalid("id", "id is empty")),
+        Some(Key::Slug(slug)) if slug.is_empty() => Err(Error::invalid("slug", "slug is empty")),
+        Some(Key::Id(id)) => Uuid::try_parse(&id)
+            .map(ArticleKey::Id)
+            .map_err(|_| Error::invalid("id", "id is not a UUID")),
+        Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => {
+            Err(Error::NotFound("no such article".into()))
+        }
+        Some(Key::Slug(slug)) => Ok(ArticleKey::Slug(slug)),
+    }
+}
+
 /// A call that carries credentials asks for editors' preview.
 fn asks_for_preview(metadata: &MetadataMap) -> bool {
     metadata.contains_key("authorization")
@@ -77,21 +95,7 @@ impl ArticleApi {
         }
         let request = request.into_inner();
         let view = view_from_proto(request.view)?;
-        let key = match request.key {
-            None => return Err(Error::invalid("key", "give the article's id or its slug")),
-            Some(Key::Id(id)) if id.is_empty() => return Err(Error::invalid("id", "id is empty")),
-            Some(Key::Slug(slug)) if slug.is_empty() => {
-                return Err(Error::invalid("slug", "slug is empty"));
-            }
-            Some(Key::Id(id)) => ArticleKey::Id(
-                Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?,
-            ),
-            // A slug that breaks the slug rule cannot have been stored.
-            Some(Key::Slug(slug)) if !is_valid_article_slug(&slug) => {
-                return Err(Error::NotFound("no such article".into()));
-            }
-            Some(Key::Slug(slug)) => ArticleKey::Slug(slug),
-        };
+        let key = article_key(request.key)?;
         let seen = self.cache.epoch();
         let article = self
             .lookups

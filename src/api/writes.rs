@@ -3,17 +3,17 @@
 
 use time::OffsetDateTime;
 use tonic::Request;
-use uuid::Uuid;
 
+use super::reads::article_key;
 use super::service::ArticleApi;
 use crate::domain::article::{self, ArticleState};
 use crate::domain::lifecycle::MAX_REASON_CHARS;
 use crate::error::{Error, Result};
+use crate::proto::get_article_request;
 use crate::proto::withdraw_article_request::Key;
 use crate::proto::{
     PublishArticleRequest, PublishArticleResponse, WithdrawArticleRequest, WithdrawArticleResponse,
 };
-use crate::store::ArticleKey;
 use crate::wire::{article_to_proto, draft_from_proto};
 
 impl ArticleApi {
@@ -61,17 +61,11 @@ impl ArticleApi {
     ) -> Result<WithdrawArticleResponse> {
         self.auth.check(request.metadata())?;
         let request = request.into_inner();
-        let key = match request.key {
-            None => return Err(Error::invalid("key", "give the article's id or its slug")),
-            Some(Key::Id(id)) if id.is_empty() => return Err(Error::invalid("id", "id is empty")),
-            Some(Key::Slug(slug)) if slug.is_empty() => {
-                return Err(Error::invalid("slug", "slug is empty"));
-            }
-            Some(Key::Id(id)) => ArticleKey::Id(
-                Uuid::try_parse(&id).map_err(|_| Error::invalid("id", "id is not a UUID"))?,
-            ),
-            Some(Key::Slug(slug)) => ArticleKey::Slug(slug),
-        };
+        // The same key as GetArticle's, by the same rules.
+        let key = article_key(request.key.map(|key| match key {
+            Key::Id(id) => get_article_request::Key::Id(id),
+            Key::Slug(slug) => get_article_request::Key::Slug(slug),
+        }))?;
         if request.reason.chars().count() > MAX_REASON_CHARS {
             return Err(Error::invalid(
                 "reason",

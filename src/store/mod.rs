@@ -2,6 +2,7 @@
 //! module, next to the code that uses it.
 
 mod changes;
+mod inserts;
 mod lookups;
 mod notify;
 mod plan;

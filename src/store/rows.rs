@@ -115,7 +115,8 @@ macro_rules! select_changes {
     ($($rest:literal),*) => {
         concat!(
             "SELECT c.position, c.change_type, c.first_public, c.change_time, c.reason, ",
-            "c.filter_tags, c.revision, a.id, a.slug, ",
+            "c.filter_tags, a.id, a.slug, c.revision, ",
+            "CASE c.change_type WHEN 3 THEN 3 ELSE 1 END::smallint AS state, ",
             "coalesce(r.title, a.title) AS title, coalesce(r.summary, a.summary) AS summary, ",
             "coalesce(r.body, a.body) AS body, coalesce(r.byline, a.byline) AS byline, ",
             "coalesce(r.tag_slugs, a.tag_slugs) AS tag_slugs, ",
@@ -130,6 +131,8 @@ macro_rules! select_changes {
 }
 pub(super) use select_changes;
 
+/// A change, its article as of the change's revision (`state`: what the
+/// change made it, PUBLISHED or WITHDRAWN).
 #[derive(sqlx::FromRow)]
 pub(super) struct ChangeRow {
     position: i64,
@@ -138,47 +141,22 @@ pub(super) struct ChangeRow {
     change_time: OffsetDateTime,
     reason: String,
     filter_tags: Vec<String>,
-    revision: i64,
-    id: Uuid,
-    slug: String,
-    title: String,
-    summary: String,
-    body: String,
-    byline: String,
-    tag_slugs: Vec<String>,
-    tag_names: Vec<String>,
-    published_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    article: ArticleRow,
 }
 
 impl TryFrom<ChangeRow> for Change {
     type Error = Error;
 
     fn try_from(row: ChangeRow) -> Result<Self> {
-        let kind = change_kind_from_column(row.change_type)?;
         Ok(Self {
             position: row.position,
-            kind,
+            kind: change_kind_from_column(row.change_type)?,
             first_public: row.first_public,
             change_time: row.change_time,
             reason: row.reason,
             filter_tags: row.filter_tags,
-            article: Article {
-                id: row.id,
-                slug: row.slug,
-                title: row.title,
-                summary: row.summary,
-                body: row.body,
-                byline: row.byline,
-                tags: tags(row.tag_slugs, row.tag_names),
-                published_at: row.published_at,
-                updated_at: row.updated_at,
-                revision: row.revision,
-                state: match kind {
-                    ChangeKind::Withdrawn => ArticleState::Withdrawn,
-                    ChangeKind::Published | ChangeKind::Updated => ArticleState::Published,
-                },
-            },
+            article: Article::try_from(row.article)?,
         })
     }
 }
