@@ -91,12 +91,24 @@ impl Feed {
         // Receive first, then read the head: whatever commits after the head
         // was read reaches the receiver.
         let receiver = self.sender.subscribe();
+        let joined = std::time::Instant::now();
+        let head = self.head_reads.read_since(&self.store, joined).await?;
         let (position, at_head) = match start {
-            Start::After(position) => (position, false),
-            Start::Now => {
-                let joined = std::time::Instant::now();
-                (self.head_reads.read_since(&self.store, joined).await?, true)
+            // A token past the head names changes the database lost (a
+            // restore from a backup): whatever is written above the head
+            // from now on is new to this consumer. Decided here, before the
+            // response headers go out, so that a change written after the
+            // client has them is above the head we start from.
+            Start::After(position) if position > head => {
+                tracing::info!(
+                    position,
+                    head,
+                    "resume position is past the feed head; starting at the head"
+                );
+                (head, false)
             }
+            Start::After(position) => (position, false),
+            Start::Now => (head, true),
         };
         Ok(Subscription {
             feed: self.clone(),
