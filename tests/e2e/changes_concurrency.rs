@@ -103,8 +103,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     let writer = (0..2usize, prop::collection::vec((op(), 0..40u64), 5..=20))
         .prop_map(|(server, ops)| WriterPlan { server, ops });
     let reader = (
-        0..300u64,
-        prop::collection::vec((1..=4i32, 0..2usize, 0..60u64), 1..=6),
+        0..200u64,
+        prop::collection::vec((1..=3i32, 0..2usize, 10..150u64), 1..=6),
         0..2usize,
         prop::option::of((0..12usize, 0..200u64)),
     )
