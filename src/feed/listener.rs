@@ -175,6 +175,8 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
                 i64::MAX,
                 &[],
                 ChangeFilter::All,
+                // Encoded once for every stream, in both views.
+                true,
                 feed.settings.batch_size,
             )
             .await

@@ -30,13 +30,15 @@ impl Store {
     /// Up to `limit` changes with positions in `(after, up_to]`, in order;
     /// only those whose filter tags meet `tag_slugs` unless it is empty.
     /// Leaves out every change of an article from before its latest
-    /// withdrawal: a takedown is never served again.
+    /// withdrawal: a takedown is never served again. Without `with_bodies`,
+    /// every body is empty (the BASIC view: nothing to read or send).
     pub async fn changes_after(
         &self,
         after: i64,
         up_to: i64,
         tag_slugs: &[String],
         filter: ChangeFilter,
+        with_bodies: bool,
         limit: u32,
     ) -> Result<Vec<Change>> {
         self.bounded(async {
@@ -53,6 +55,7 @@ impl Store {
             .bind(filter == ChangeFilter::NewArticles)
             .bind(tag_slugs)
             .bind(i64::from(limit))
+            .bind(with_bodies)
             .fetch_all(&mut *conn)
             .await?;
             rows.into_iter().map(Change::try_from).collect()

@@ -133,7 +133,22 @@ fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
+        .after_connect(|conn, _| Box::pin(async move { without_parallel_plans(conn).await }))
         .connect_lazy_with(options)
+}
+
+/// Every statement of the service is small, indexed and waited on by a
+/// caller: a parallel plan's worker start-up costs more than it saves, and
+/// takes cores from concurrent calls. The planner picks one for a catch-up
+/// read of the change log (a LIMIT over a wide range of positions): 25 ms
+/// for 500 changes with one worker, 3.7 ms without (BENCHMARKS.md). Set once
+/// per connection, at connect (not in the URL's startup options, which
+/// connection poolers such as PgBouncer refuse).
+async fn without_parallel_plans(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET max_parallel_workers_per_gather = 0")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// `article-service migrate`: connects (waiting up to 10 s for a

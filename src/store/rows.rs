@@ -111,6 +111,7 @@ fn change_kind_from_column(kind: i16) -> Result<ChangeKind> {
 /// `article_revisions` when a later revision superseded it, else from the
 /// article's row (`coalesce` works column by column: every column of
 /// `article_revisions` is NOT NULL).
+/// `$6`: whether to read the bodies.
 macro_rules! select_changes {
     ($($rest:literal),*) => {
         concat!(
@@ -118,7 +119,8 @@ macro_rules! select_changes {
             "c.filter_tags, a.id, a.slug, c.revision, ",
             "CASE c.change_type WHEN 3 THEN 3 ELSE 1 END::smallint AS state, ",
             "coalesce(r.title, a.title) AS title, coalesce(r.summary, a.summary) AS summary, ",
-            "coalesce(r.body, a.body) AS body, coalesce(r.byline, a.byline) AS byline, ",
+            "CASE WHEN $6 THEN coalesce(r.body, a.body) ELSE '' END AS body, ",
+            "coalesce(r.byline, a.byline) AS byline, ",
             "coalesce(r.tag_slugs, a.tag_slugs) AS tag_slugs, ",
             "coalesce(r.tag_names, a.tag_names) AS tag_names, ",
             "coalesce(r.published_at, a.published_at) AS published_at, ",
