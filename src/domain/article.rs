@@ -357,6 +357,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(valid.slug, "2019-12-31");
+
+        let at = datetime!(2019-12-31 10:30 UTC);
+        for (title, title_slug) in [
+            // 11 + 22 * 5 - 1 = 120: exactly full, the next '-' falls at 121.
+            ("word ".repeat(40), ["word"; 22].join("-")),
+            // 7-letter words: 13 fit (114 characters), the 14th would end at 122.
+            ("abcdefg ".repeat(20), ["abcdefg"; 13].join("-")),
+            // Characters, not bytes: "éléphant" is 8 characters, 10 bytes.
+            ("Éléphant ".repeat(20), ["éléphant"; 12].join("-")),
+        ] {
+            assert_eq!(
+                derive_slug(&title, at),
+                format!("2019-12-31-{title_slug}"),
+                "{title:?}"
+            );
+        }
+        // A word too long to fit: the last '-' within 120 characters is the
+        // one after the date.
+        assert_eq!(derive_slug(&"x".repeat(200), at), "2019-12-31");
+        assert_eq!(
+            derive_slug("!!! ???", datetime!(2020-02-29 0:00 UTC)),
+            "2020-02-29"
+        );
     }
 
     #[test]
@@ -542,6 +565,127 @@ mod tests {
             )),
             ["title", "body"]
         );
+    }
+
+    /// `fields` of validating the sample draft changed by `change`.
+    fn refused(change: impl FnOnce(&mut ArticleDraft)) -> Vec<&'static str> {
+        let mut changed = draft();
+        change(&mut changed);
+        fields(validate(changed, OffsetDateTime::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn required_and_sized_fields_count_characters_or_bytes_as_documented() {
+        // Blank is any Unicode white space.
+        assert_eq!(refused(|d| d.title = " \t\r\n\u{3000} ".into()), ["title"]);
+        assert_eq!(refused(|d| d.body = String::new()), ["body"]);
+        assert_eq!(refused(|d| d.body = "\n\n \t ".into()), ["body"]);
+        // The body's limit is in bytes: 1 MiB + 1 byte in 524,289 characters.
+        assert_eq!(
+            refused(|d| d.body = format!("{}x", "é".repeat(MAX_BODY_BYTES / 2))),
+            ["body"]
+        );
+        assert!(refused(|d| d.body = "é".repeat(MAX_BODY_BYTES / 2)).is_empty());
+        // The others' are in characters, inclusive.
+        assert_eq!(
+            refused(|d| d.summary = "ß".repeat(MAX_SUMMARY_CHARS + 1)),
+            ["summary"]
+        );
+        assert!(refused(|d| d.summary = "ß".repeat(MAX_SUMMARY_CHARS)).is_empty());
+        assert_eq!(
+            refused(|d| d.byline = "ü".repeat(MAX_BYLINE_CHARS + 1)),
+            ["byline"]
+        );
+        assert!(refused(|d| d.byline = "ü".repeat(MAX_BYLINE_CHARS)).is_empty());
+        assert!(refused(|d| d.slug = "a".repeat(120)).is_empty());
+    }
+
+    #[test]
+    fn slug_rule_cases() {
+        for slug in [
+            "Upper".to_owned(),
+            "a--b".to_owned(),
+            "-a".to_owned(),
+            "a-".to_owned(),
+            "-".to_owned(),
+            "a".repeat(121),
+            format!("{}-b", "a".repeat(119)),
+            "with space".to_owned(),
+            "under_score".to_owned(),
+            "dot.ted".to_owned(),
+            "ÉCONOMIE".to_owned(),
+            " leading".to_owned(),
+        ] {
+            assert_eq!(refused(|d| d.slug = slug.clone()), ["slug"], "{slug:?}");
+        }
+        for slug in ["économie-2024", "my-chosen-slug-2", "a"] {
+            assert!(refused(|d| d.slug = slug.into()).is_empty(), "{slug:?}");
+        }
+    }
+
+    #[test]
+    fn tag_rule_cases() {
+        for tags in [
+            vec!["Fine".to_owned(), "!!!".to_owned()],
+            vec![String::new()],
+            vec!["  ".to_owned()],
+        ] {
+            assert_eq!(refused(|d| d.tags = tags.clone()), ["tags"], "{tags:?}");
+        }
+        // At most 20 distinct slugs; names sharing a slug count once.
+        let twenty: Vec<String> = (0..20).map(|i| format!("Tag {i}")).collect();
+        assert!(refused(|d| d.tags = twenty.clone()).is_empty());
+        let mut with_duplicates = twenty.clone();
+        with_duplicates.extend((0..5).map(|i| format!("TAG {i}")));
+        assert!(refused(|d| d.tags = with_duplicates).is_empty());
+        let mut twenty_one = twenty;
+        twenty_one.push("Tag 20".into());
+        assert_eq!(refused(|d| d.tags = twenty_one), ["tags"]);
+    }
+
+    #[test]
+    fn tags_sharing_a_slug_keep_the_first_name_trimmed() {
+        let tags = [
+            "  Middle   East ",
+            "Russia",
+            "middle-east",
+            "US & Canada",
+            "RUSSIA",
+            " us canada ",
+            "\tMIDDLE EAST\n",
+        ];
+        let valid = validate(
+            ArticleDraft {
+                tags: tags.map(str::to_owned).to_vec(),
+                ..draft()
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = valid
+            .tags
+            .iter()
+            .map(|t| (t.slug.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("middle-east", "Middle   East"),
+                ("russia", "Russia"),
+                ("us-canada", "US & Canada")
+            ]
+        );
+    }
+
+    #[test]
+    fn nul_is_refused_in_every_string_field() {
+        assert_eq!(refused(|d| d.title = "Nul\0title".into()), ["title"]);
+        assert_eq!(refused(|d| d.summary = "\0".into()), ["summary"]);
+        assert_eq!(refused(|d| d.body = "Body\0".into()), ["body"]);
+        assert_eq!(refused(|d| d.byline = "\0By".into()), ["byline"]);
+        assert_eq!(refused(|d| d.tags = vec!["Tag\0Name".into()]), ["tags"]);
+        // Also not a valid slug: two violations of the one field.
+        assert_eq!(refused(|d| d.slug = "slug\0".into()), ["slug", "slug"]);
     }
 
     #[test]

@@ -1,6 +1,25 @@
 //! End to end: PublishArticle against the real binary and a fresh PostgreSQL
 //! database: authentication, derived slugs, idempotent updates, tags,
 //! validation, and strings stored exactly as sent.
+//!
+//! Validation here is one case per status path: INVALID_ARGUMENT with its
+//! BadRequest detail naming the field, one representative rule per field
+//! (and several fields at once), values at their limits stored and read
+//! back, and what needs the server (auth before validation, nothing stored
+//! on a refusal, idempotency, concurrency). The pure rules themselves, case
+//! by case, are unit tests:
+//!
+//! - `src/domain/article.rs` (`validate`, `derive_slug`): required fields,
+//!   each length limit (characters or bytes, inclusive), NUL in each field,
+//!   the slug rule's cases, the tag rules (no letter or digit, at most 20
+//!   slugs, 200 characters, names sharing a slug counted once, first name
+//!   kept), derived slugs cut at a dash within 120 characters;
+//! - `src/domain/slug.rs`: `slugify`, the article slug syntax, truncation;
+//! - `src/wire/convert.rs`: Timestamps that cannot be represented or lie
+//!   outside the years 1 to 9999.
+//!
+//! NUL and metacharacters in every field through the server:
+//! `hostile_input.rs`.
 
 use crate::common::*;
 
@@ -322,44 +341,6 @@ async fn an_omitted_published_at_is_the_time_of_the_call() {
         assert!(!again.created);
         assert_eq!(stored(again), first);
     }
-}
-
-#[tokio::test]
-async fn derived_slugs_are_cut_at_a_dash_within_120_characters() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let at = "2019-12-31T10:30:00Z";
-    let cases = [
-        // 11 + 22 * 5 - 1 = 120: exactly full, the next '-' falls at 121.
-        ("word ".repeat(40), ["word"; 22].join("-")),
-        // 7-letter words: 13 fit (114 characters), the 14th would end at 122.
-        ("abcdefg ".repeat(20), ["abcdefg"; 13].join("-")),
-        // Characters, not bytes: "éléphant" is 8 characters, 10 bytes.
-        ("Éléphant ".repeat(20), ["éléphant"; 12].join("-")),
-        // A word too long to fit: the last '-' within 120 characters is the
-        // one after the date.
-        ("x".repeat(200), String::new()),
-    ];
-    for (title, title_slug) in cases {
-        let article = stored(publish(&mut client, article_at(&title, &[], at)).await);
-        let expected = if title_slug.is_empty() {
-            "2019-12-31".to_owned()
-        } else {
-            format!("2019-12-31-{title_slug}")
-        };
-        assert_eq!(article.slug, expected, "title {title:?}");
-        assert!(article.slug.chars().count() <= 120);
-        assert_eq!(article.title, title);
-    }
-    // A title that slugs to nothing keeps only the date.
-    let article = stored(
-        publish(
-            &mut client,
-            article_at("!!! ???", &[], "2020-02-29T00:00:00Z"),
-        )
-        .await,
-    );
-    assert_eq!(article.slug, "2020-02-29");
 }
 
 // ------------------------------------------------------- Idempotent updates
@@ -716,80 +697,6 @@ async fn a_tag_keeps_the_display_name_it_was_first_stored_with() {
     );
 }
 
-#[tokio::test]
-async fn tags_sharing_a_slug_count_once_in_first_given_order() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let article = stored(
-        publish(
-            &mut client,
-            article(
-                "Duplicates",
-                &[
-                    "  Middle   East ",
-                    "Russia",
-                    "middle-east",
-                    "US & Canada",
-                    "RUSSIA",
-                    " us canada ",
-                    "\tMIDDLE EAST\n",
-                ],
-            ),
-        )
-        .await,
-    );
-    assert_eq!(
-        tag_pairs(&article),
-        [
-            ("middle-east".to_owned(), "Middle   East".to_owned()),
-            ("russia".to_owned(), "Russia".to_owned()),
-            ("us-canada".to_owned(), "US & Canada".to_owned())
-        ]
-    );
-    assert_eq!(
-        tag_counts(&list_all_tags(&mut client, 0).await),
-        [
-            ("middle-east".to_owned(), "Middle   East".to_owned(), 1),
-            ("russia".to_owned(), "Russia".to_owned(), 1),
-            ("us-canada".to_owned(), "US & Canada".to_owned(), 1)
-        ]
-    );
-}
-
-#[tokio::test]
-async fn an_article_has_at_most_20_distinct_tags() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let twenty: Vec<String> = (0..20).map(|i| format!("Tag {i}")).collect();
-    let twenty_refs: Vec<&str> = twenty.iter().map(String::as_str).collect();
-    let ok = stored(publish(&mut client, article("Twenty", &twenty_refs)).await);
-    assert_eq!(ok.tags.len(), 20);
-    let names: Vec<&str> = ok.tags.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, twenty_refs);
-
-    // 25 names, 20 slugs: fine.
-    let mut with_duplicates = twenty.clone();
-    with_duplicates.extend((0..5).map(|i| format!("TAG {i}")));
-    let refs: Vec<&str> = with_duplicates.iter().map(String::as_str).collect();
-    let ok = stored(publish(&mut client, article("Twenty again", &refs)).await);
-    assert_eq!(ok.tags.len(), 20);
-
-    let mut twenty_one = twenty.clone();
-    twenty_one.push("Tag 20".into());
-    let refs: Vec<&str> = twenty_one.iter().map(String::as_str).collect();
-    let status = try_publish(&mut client, article("Twenty-one", &refs))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(bad_request_fields(&status), ["tags"]);
-    let status = get_by_slug(&mut client, &format!("{}-twenty-one", &ok.slug[..10]))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(list_all_tags(&mut client, 0).await.len(), 20);
-    assert_eq!(article_count(&server.database_url).await, 2);
-}
-
 // --------------------------------------------------------------- Validation
 
 /// Publishes `request` and expects INVALID_ARGUMENT naming exactly `fields`.
@@ -819,6 +726,7 @@ fn base() -> PublishArticleRequest {
 async fn each_broken_rule_is_invalid_argument_naming_its_field() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
+    // One rule per field; the others are unit tests of `domain::article`.
     let cases: Vec<(&str, PublishArticleRequest, &[&str])> = vec![
         (
             "empty title",
@@ -829,50 +737,9 @@ async fn each_broken_rule_is_invalid_argument_naming_its_field() {
             &["title"],
         ),
         (
-            "blank title",
-            PublishArticleRequest {
-                slug: "refused".into(),
-                title: " \t\r\n\u{3000} ".into(),
-                ..base()
-            },
-            &["title"],
-        ),
-        (
-            "title of 501 characters",
-            PublishArticleRequest {
-                title: "é".repeat(501),
-                ..base()
-            },
-            &["title"],
-        ),
-        (
-            "empty body",
-            PublishArticleRequest {
-                body: String::new(),
-                ..base()
-            },
-            &["body"],
-        ),
-        (
-            "blank body",
-            PublishArticleRequest {
-                body: "\n\n \t ".into(),
-                ..base()
-            },
-            &["body"],
-        ),
-        (
             "body of 1 MiB + 1 byte",
             PublishArticleRequest {
                 body: "x".repeat(1_048_577),
-                ..base()
-            },
-            &["body"],
-        ),
-        (
-            "body of 1 MiB + 1 byte in 524,289 characters",
-            PublishArticleRequest {
-                body: format!("{}x", "é".repeat(524_288)),
                 ..base()
             },
             &["body"],
@@ -902,20 +769,12 @@ async fn each_broken_rule_is_invalid_argument_naming_its_field() {
             &["tags"],
         ),
         (
-            "empty tag",
+            "slug with an uppercase letter",
             PublishArticleRequest {
-                tags: vec![String::new()],
+                slug: "Upper".into(),
                 ..base()
             },
-            &["tags"],
-        ),
-        (
-            "blank tag",
-            PublishArticleRequest {
-                tags: vec!["  ".into()],
-                ..base()
-            },
-            &["tags"],
+            &["slug"],
         ),
         (
             "title and body empty",
@@ -930,33 +789,8 @@ async fn each_broken_rule_is_invalid_argument_naming_its_field() {
     for (what, request, fields) in cases {
         assert_refused(&mut client, what, request, fields).await;
     }
-    for slug in [
-        "Upper".to_owned(),
-        "a--b".to_owned(),
-        "-a".to_owned(),
-        "a-".to_owned(),
-        "-".to_owned(),
-        "a".repeat(121),
-        format!("{}-b", "a".repeat(119)),
-        "with space".to_owned(),
-        "under_score".to_owned(),
-        "dot.ted".to_owned(),
-        "ÉCONOMIE".to_owned(),
-        " leading".to_owned(),
-    ] {
-        assert_refused(
-            &mut client,
-            &format!("slug {slug:?}"),
-            PublishArticleRequest {
-                slug: slug.clone(),
-                ..base()
-            },
-            &["slug"],
-        )
-        .await;
-    }
     assert_nothing_stored(&server, &mut client, "2019-12-31-refused").await;
-    let status = get_by_slug(&mut client, "refused").await.unwrap_err();
+    let status = get_by_slug(&mut client, "upper").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -964,12 +798,14 @@ async fn each_broken_rule_is_invalid_argument_naming_its_field() {
 async fn limits_are_inclusive() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
+    let twenty_tags: Vec<String> = (0..20).map(|i| format!("Tag {i}")).collect();
     let at_limits = PublishArticleRequest {
         slug: "a".repeat(120),
         title: "é".repeat(500),
         summary: "ß".repeat(2_000),
         byline: "ü".repeat(200),
         body: "x".repeat(1_048_576),
+        tags: twenty_tags.clone(),
         ..base()
     };
     let response = try_publish(&mut client, at_limits.clone())
@@ -982,6 +818,8 @@ async fn limits_are_inclusive() {
     assert_eq!(article.byline, at_limits.byline);
     assert_eq!(article.body.len(), 1_048_576);
     assert_eq!(article.body, at_limits.body);
+    let names: Vec<&str> = article.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, twenty_tags, "20 tags, in the order given");
     assert_eq!(
         get_by_slug(&mut client, &"a".repeat(120)).await.unwrap(),
         article
@@ -998,60 +836,6 @@ async fn limits_are_inclusive() {
     .await
     .expect("1 MiB of UTF-8");
     assert_eq!(stored(multibyte).body.len(), 1_048_576);
-}
-
-#[tokio::test]
-async fn nul_characters_are_invalid_argument() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let cases: Vec<(&str, PublishArticleRequest)> = vec![
-        (
-            "title",
-            PublishArticleRequest {
-                title: "Nul\0title".into(),
-                ..base()
-            },
-        ),
-        (
-            "summary",
-            PublishArticleRequest {
-                summary: "\0".into(),
-                ..base()
-            },
-        ),
-        (
-            "body",
-            PublishArticleRequest {
-                body: "Body\0".into(),
-                ..base()
-            },
-        ),
-        (
-            "byline",
-            PublishArticleRequest {
-                byline: "\0By".into(),
-                ..base()
-            },
-        ),
-        (
-            "tags",
-            PublishArticleRequest {
-                tags: vec!["Tag\0Name".into()],
-                ..base()
-            },
-        ),
-        (
-            "slug",
-            PublishArticleRequest {
-                slug: "slug\0".into(),
-                ..base()
-            },
-        ),
-    ];
-    for (field, request) in cases {
-        assert_refused(&mut client, &format!("NUL in {field}"), request, &[field]).await;
-    }
-    assert_nothing_stored(&server, &mut client, "2019-12-31-refused").await;
 }
 
 #[tokio::test]
@@ -1212,8 +996,10 @@ fn varied_tag(n: usize) -> String {
         .collect()
 }
 
+/// The longest tag name (the limit itself is a unit test of
+/// `domain::article`) fits the database's tag index.
 #[tokio::test]
-async fn a_tag_name_has_at_most_200_characters() {
+async fn a_tag_name_of_200_characters_is_stored_and_a_longer_one_named_in_a_read() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     // 200 characters after trimming, of four UTF-8 bytes each.
@@ -1228,24 +1014,6 @@ async fn a_tag_name_has_at_most_200_characters() {
     assert_eq!(widest_article.tags[0].slug.chars().count(), 200);
     let ok = stored(publish(&mut client, article("Long tag", &[&varied_tag(200)])).await);
     assert_eq!(ok.tags[0].name, varied_tag(200));
-
-    for tag in [
-        varied_tag(201),
-        std::iter::repeat_n('\u{10400}', 201).collect(),
-        varied_tag(3_000),
-        varied_tag(100_000),
-    ] {
-        let status = try_publish(&mut client, article("Too long a tag", &["Fine", &tag]))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            status.code(),
-            Code::InvalidArgument,
-            "tag of {} characters: {status:?}",
-            tag.chars().count()
-        );
-        assert_eq!(bad_request_fields(&status), ["tags"]);
-    }
     assert_eq!(article_count(&server.database_url).await, 2);
     // Naming a tag that long in a read is no error: no article has it.
     let page = client
@@ -1301,15 +1069,13 @@ async fn published_at_is_kept_to_the_microsecond() {
 async fn a_malformed_published_at_is_invalid_argument() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
+    // Representatives; `wire::convert`'s unit tests have the other cases.
     for (seconds, nanos) in [
         (0, -1),
-        (0, 1_000_000_000),
-        (i64::MAX, 0),
-        (i64::MIN, 0),
-        // One second before 0001-01-01T00:00:00Z.
-        (-62_135_596_801, 0),
         // 10000-01-01T00:00:00Z.
         (253_402_300_800, 0),
+        // One second before 0001-01-01T00:00:00Z.
+        (-62_135_596_801, 0),
     ] {
         assert_refused(
             &mut client,
