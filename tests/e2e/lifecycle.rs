@@ -934,3 +934,74 @@ async fn change_streams_are_not_calls_in_flight() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_edits_are_quiet_and_new_articles_come_as_first_public() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut new_articles = FeedReader::open(&mut client, &[], "").await;
+    let marker = publish_new(&mut client, "Marker", &[]).await;
+    new_articles
+        .read_articles(1, WAIT)
+        .await
+        .expect("the marker");
+    let before = new_articles.token.clone();
+    let mut live = changes(&mut client, StreamArticleChangesRequest::default())
+        .await
+        .expect("stream");
+
+    // Edits of a SCHEDULED article: a new revision each, nothing sent.
+    let stored = publish(&mut client, scheduled("Quiet", &["Later"], 3600.0))
+        .await
+        .article
+        .expect("article");
+    let edit = |body: &str, published_at| PublishArticleRequest {
+        slug: stored.slug.clone(),
+        body: body.to_owned(),
+        published_at,
+        ..article("Quiet", &["Later"])
+    };
+    let edited = publish(&mut client, edit("Edited.", None))
+        .await
+        .article
+        .expect("article");
+    assert_eq!((edited.state, edited.revision), (SCHEDULED, 2));
+    assert_no_change(&mut live, Duration::from_millis(700)).await;
+    // Moved to now: released at once, as that revision.
+    let released = publish(&mut client, edit("Out now.", Some(in_seconds(0.0))))
+        .await
+        .article
+        .expect("article");
+    assert_eq!((released.state, released.revision), (PUBLISHED, 3));
+    let (received, _) = read_changes(&mut live, 1, BOUND).await;
+    assert_eq!(summary(&received), vec![(P, stored.slug.clone(), 3)]);
+    assert_eq!(received[0].article.as_ref(), Some(&released));
+
+    // Updated after: StreamNewArticles still sends it as it first became
+    // public (from a token before it), the change stream sends the update.
+    let updated = publish(&mut client, edit("Corrected.", None))
+        .await
+        .article
+        .expect("article");
+    assert_eq!(updated.revision, 4);
+    let (received, _) = read_changes(&mut live, 1, WAIT).await;
+    assert_eq!(summary(&received), vec![(U, stored.slug.clone(), 4)]);
+    let mut resumed = FeedReader::open(&mut client, &[], &before).await;
+    resumed
+        .read_articles(1, WAIT)
+        .await
+        .expect("the new article");
+    assert_eq!(resumed.articles, vec![released]);
+    assert_ne!(resumed.ids(), vec![marker.id]);
+
+    // Withdrawing a SCHEDULED article sends nothing either.
+    let other = publish(&mut client, scheduled("Never out", &[], 3600.0))
+        .await
+        .article
+        .expect("article");
+    let withdrawn = withdraw(&mut client, &other.slug, "spiked")
+        .await
+        .expect("withdraw");
+    assert_eq!((withdrawn.state, withdrawn.revision), (WITHDRAWN, 2));
+    assert_no_change(&mut live, Duration::from_millis(700)).await;
+}
