@@ -1,7 +1,9 @@
 //! Articles: what a publisher sends (`ArticleDraft`), what passes the
 //! contract's validation (`ValidArticle`), and what is stored (`Article`).
 
-use time::OffsetDateTime;
+use std::ops::RangeInclusive;
+
+use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use super::slug::{MAX_ARTICLE_SLUG_CHARS, is_valid_article_slug, slugify, truncate_at_dash};
@@ -15,6 +17,9 @@ pub const MAX_TAGS: usize = 20;
 /// within what a database index entry and a page token can hold (at most 4
 /// bytes of UTF-8 per character once lowercased).
 pub const MAX_TAG_CHARS: usize = 200;
+/// The years `published_at` may fall in, in UTC: what RFC 3339 (4-digit
+/// years, no year 0) and PostgreSQL's `timestamptz` both represent.
+pub const PUBLISHED_AT_YEARS: RangeInclusive<i32> = 1..=9999;
 
 /// A tag as articles carry it: its slug and its display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +144,7 @@ pub fn to_storage_precision(at: OffsetDateTime) -> OffsetDateTime {
 /// The slug PublishArticle derives when none is given:
 /// `YYYY-MM-DD-<title slug>`, cut at the last '-' within 120 characters.
 pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> String {
-    let date = published_at.to_offset(time::UtcOffset::UTC).date();
+    let date = published_at.to_offset(UtcOffset::UTC).date();
     let full = format!(
         "{:04}-{:02}-{:02}-{}",
         date.year(),
@@ -223,6 +228,20 @@ pub fn validate(
         ));
     }
 
+    if let Some(at) = draft.published_at
+        && !is_within_published_at_years(at)
+    {
+        violations.push(FieldViolation::new(
+            "published_at",
+            format!(
+                "published_at is out of range: a timestamp must lie within the years {} to {} \
+                 (UTC)",
+                PUBLISHED_AT_YEARS.start(),
+                PUBLISHED_AT_YEARS.end()
+            ),
+        ));
+    }
+
     let published_at = draft.published_at.map(to_storage_precision);
     if !violations.is_empty() {
         return Err(violations);
@@ -242,6 +261,13 @@ pub fn validate(
         tags,
         published_at,
     })
+}
+
+/// Whether `at`, taken in UTC, falls within [`PUBLISHED_AT_YEARS`] (false
+/// when its UTC date is beyond what `time` can hold).
+fn is_within_published_at_years(at: OffsetDateTime) -> bool {
+    at.checked_to_offset(UtcOffset::UTC)
+        .is_some_and(|utc| PUBLISHED_AT_YEARS.contains(&utc.year()))
 }
 
 /// Trims, resolves and de-duplicates tag names (first occurrence wins).
@@ -689,6 +715,59 @@ mod tests {
     }
 
     #[test]
+    fn published_at_must_lie_within_the_years_1_to_9999_in_utc() {
+        let at = |published_at: OffsetDateTime| {
+            validate(
+                ArticleDraft {
+                    published_at: Some(published_at),
+                    ..draft()
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            )
+        };
+        for inside in [
+            datetime!(0001-01-01 0:00 UTC),
+            datetime!(0001-01-01 00:30 +00:30),
+            datetime!(9999-12-31 23:59:59.999999999 UTC),
+            datetime!(9999-12-31 23:30 +01:00),
+        ] {
+            assert!(at(inside).is_ok(), "{inside}");
+        }
+        for outside in [
+            datetime!(0000-12-31 23:59:59.999999999 UTC),
+            datetime!(0001-01-01 00:30 +01:00),
+            datetime!(-9999-01-01 0:00 UTC),
+            // 10000-01-01 in UTC, beyond what `time` holds.
+            datetime!(9999-12-31 23:30 -01:00),
+        ] {
+            let violations = at(outside).unwrap_err();
+            assert_eq!(
+                violations.iter().map(|v| v.field).collect::<Vec<_>>(),
+                ["published_at"],
+                "{outside}"
+            );
+            let description = &violations.first().unwrap().description;
+            assert!(
+                description.contains("out of range")
+                    && description.contains("must lie within the years 1 to 9999"),
+                "{description}"
+            );
+        }
+        // Reported along with the other fields' violations.
+        assert_eq!(
+            fields(validate(
+                ArticleDraft {
+                    title: String::new(),
+                    published_at: Some(datetime!(0000-06-01 0:00 UTC)),
+                    ..draft()
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            )),
+            ["title", "published_at"]
+        );
+    }
+
+    #[test]
     fn strings_are_kept_exactly_as_sent() {
         let sent = ArticleDraft {
             slug: "given-slug".into(),
@@ -752,11 +831,13 @@ mod tests {
         ]
     }
 
-    /// Drafts as any caller can build them: `published_at` in UTC within the
-    /// years 1 to 9999, as `api::convert` and both importers guarantee.
+    /// Drafts as any caller can build them: `published_at` in UTC, anywhere
+    /// `time` can hold it (the years 1 to 9999 are `validate`'s to check).
     fn arb_draft() -> impl Strategy<Value = ArticleDraft> {
         let first = datetime!(0001-01-01 0:00 UTC).unix_timestamp();
         let last = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
+        let earliest = datetime!(-9999-01-01 0:00 UTC).unix_timestamp();
+        let seconds = prop_oneof![9 => first..=last, 1 => earliest..first];
         (
             prop_oneof![arb_text(20), "[a-z0-9]{1,10}(-[a-z0-9]{1,10}){0,3}"],
             arb_text(40),
@@ -764,7 +845,7 @@ mod tests {
             arb_text(40),
             arb_text(20),
             proptest::collection::vec(arb_text(12), 0..25),
-            proptest::option::of(first..=last),
+            proptest::option::of(seconds),
         )
             .prop_map(|(slug, title, summary, body, byline, tags, published_at)| {
                 ArticleDraft {
@@ -780,7 +861,15 @@ mod tests {
             })
     }
 
-    const FIELDS: [&str; 6] = ["slug", "title", "summary", "body", "byline", "tags"];
+    const FIELDS: [&str; 7] = [
+        "slug",
+        "title",
+        "summary",
+        "body",
+        "byline",
+        "tags",
+        "published_at",
+    ];
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
@@ -797,6 +886,7 @@ mod tests {
                     prop_assert_eq!(&valid.summary, &draft.summary);
                     prop_assert_eq!(&valid.body, &draft.body);
                     prop_assert_eq!(&valid.byline, &draft.byline);
+                    prop_assert!(valid.published_at.is_none_or(|at| PUBLISHED_AT_YEARS.contains(&at.year())));
                     prop_assert!(valid.tags.len() <= MAX_TAGS);
                     for (index, tag) in valid.tags.iter().enumerate() {
                         prop_assert!(!tag.slug.is_empty());

@@ -86,13 +86,10 @@ fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
              (like \"2019-12-31T10:30:00Z\"): {error}"
         )
     })?;
-    // PublishArticle's range: the years 1 to 9999 in UTC, which RFC 3339
-    // and PostgreSQL both represent.
-    let out_of_range =
-        || format!("published_at {value:?} is out of range (years 1 to 9999 in UTC)");
+    // In UTC, which `time` may not hold (9999-12-31T23:30:00-01:00); the
+    // years PublishArticle accepts are `domain::article::validate`'s rule.
     at.checked_to_offset(time::UtcOffset::UTC)
-        .filter(|utc| utc.year() >= 1)
-        .ok_or_else(out_of_range)
+        .ok_or_else(|| format!("published_at {value:?} is out of range (years 1 to 9999 in UTC)"))
 }
 
 /// Reads an NDJSON file line by line (see [`NdjsonRecords`]).
@@ -228,18 +225,27 @@ mod tests {
                 "{bad}: {reason}"
             );
         }
-        for bad in [
-            "9999-12-31T23:59:59-01:00",
-            "0000-06-01T00:00:00Z",
-            "0001-01-01T00:30:00+01:00",
-        ] {
-            let reason = error(&format!(r#"{{"published_at": "{bad}"}}"#));
-            assert!(reason.contains("out of range"), "{bad}: {reason}");
-        }
+        // Beyond the year 9999 in UTC: not a time `time` can hold.
+        let reason = error(r#"{"published_at": "9999-12-31T23:59:59-01:00"}"#);
+        assert!(reason.contains("out of range"), "{reason}");
         assert_eq!(
             at("0001-01-01T00:30:00+00:30"),
             Some(datetime!(0001-01-01 00:00 UTC))
         );
+        // Before the year 1 in UTC: read, then refused by validation.
+        assert_eq!(
+            at("0000-06-01T00:00:00Z"),
+            Some(datetime!(0000-06-01 00:00 UTC))
+        );
+        assert_eq!(
+            at("0001-01-01T00:30:00+01:00"),
+            Some(datetime!(0000-12-31 23:30 UTC))
+        );
+        let line = r#"{"title": "T", "body": "B", "published_at": "0001-01-01T00:30:00+01:00"}"#;
+        let violations =
+            crate::domain::article::validate(draft(line), OffsetDateTime::UNIX_EPOCH).unwrap_err();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["published_at"]);
     }
 
     #[test]

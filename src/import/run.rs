@@ -9,7 +9,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::ndjson::read_ndjson;
-use super::text::parse_page_text;
+use super::text::parse_page;
 use super::{Format, SectionVocabulary, decode_utf8};
 use crate::config::{ImportConfig, ImportFormat};
 use crate::domain::article::{self, ArticleDraft, ValidArticle};
@@ -128,11 +128,20 @@ async fn import_text(
         line: error.line,
         reason: error.reason,
     })?;
-    let draft = parse_page_text(content, vocabulary).map_err(|error| FileError::Line {
+    let page = parse_page(content, vocabulary).map_err(|error| FileError::Line {
         line: error.line,
         reason: error.reason,
     })?;
-    let valid = validate(draft, now, 1)?;
+    // A page is one article: its violations are the file's (line 1), but
+    // for a publication date out of PublishArticle's years, which names its
+    // own line.
+    let valid = article::validate(page.draft, now).map_err(|violations| {
+        let dated = violations.iter().any(|v| v.field == "published_at");
+        FileError::Line {
+            line: if dated { page.published_at_line } else { 1 },
+            reason: article::describe_violations(&violations),
+        }
+    })?;
     let stored = tx.upsert(vec![valid]).await?;
     let mut summary = FileSummary::default();
     summary.count(&stored);

@@ -112,8 +112,10 @@ pub fn timestamp(at: OffsetDateTime) -> Timestamp {
     }
 }
 
-/// A request timestamp: well-formed (nanos within a second) and within the
-/// years 1 to 9999, which RFC 3339 and PostgreSQL both represent.
+/// A request timestamp, converted: refused only when it cannot be
+/// represented at all (nanos outside a second, or seconds beyond the years
+/// `time` holds, -9999 to 9999). Whether a representable one is in range is
+/// a rule of the field's own (`published_at`: `domain::article::validate`).
 pub fn from_timestamp(
     field: &'static str,
     at: &Timestamp,
@@ -123,14 +125,10 @@ pub fn from_timestamp(
         .ok()
         .filter(|nanos| *nanos < 1_000_000_000)
         .ok_or_else(invalid)?;
-    let at = OffsetDateTime::from_unix_timestamp(at.seconds)
+    OffsetDateTime::from_unix_timestamp(at.seconds)
         .map_err(|_| invalid())?
         .replace_nanosecond(nanos)
-        .map_err(|_| invalid())?;
-    if at.year() < 1 {
-        return Err(invalid());
-    }
-    Ok(at)
+        .map_err(|_| invalid())
 }
 
 pub fn draft_from_proto(
@@ -176,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_timestamps_are_refused() {
+    fn unrepresentable_timestamps_are_refused() {
         for at in [
             Timestamp {
                 seconds: 0,
@@ -194,8 +192,9 @@ mod tests {
                 seconds: i64::MIN,
                 nanos: 0,
             },
+            // 10000-01-01T00:00:00Z.
             Timestamp {
-                seconds: -62_135_596_801,
+                seconds: 253_402_300_800,
                 nanos: 0,
             },
         ] {
@@ -204,5 +203,25 @@ mod tests {
                 Err("published_at")
             );
         }
+    }
+
+    #[test]
+    fn a_representable_timestamp_out_of_the_year_range_is_left_to_validation() {
+        // One second before 0001-01-01T00:00:00Z: year 0, which `time` holds.
+        let request = proto::PublishArticleRequest {
+            title: "Title".into(),
+            body: "Body.".into(),
+            published_at: Some(Timestamp {
+                seconds: -62_135_596_801,
+                nanos: 0,
+            }),
+            ..proto::PublishArticleRequest::default()
+        };
+        let draft = draft_from_proto(request).unwrap();
+        assert_eq!(draft.published_at, Some(datetime!(0000-12-31 23:59:59 UTC)));
+        let violations =
+            crate::domain::article::validate(draft, OffsetDateTime::UNIX_EPOCH).unwrap_err();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["published_at"]);
     }
 }

@@ -13,10 +13,11 @@
 //!   each length limit (characters or bytes, inclusive), NUL in each field,
 //!   the slug rule's cases, the tag rules (no letter or digit, at most 20
 //!   slugs, 200 characters, names sharing a slug counted once, first name
-//!   kept), derived slugs cut at a dash within 120 characters;
+//!   kept), `published_at` within the years 1 to 9999 in UTC, derived slugs
+//!   cut at a dash within 120 characters;
 //! - `src/domain/slug.rs`: `slugify`, the article slug syntax, truncation;
-//! - `src/wire/convert.rs`: Timestamps that cannot be represented or lie
-//!   outside the years 1 to 9999.
+//! - `src/wire/convert.rs`: Timestamps that cannot be represented (nanos
+//!   outside a second, seconds beyond the year 9999).
 //!
 //! NUL and metacharacters in every field through the server:
 //! `hostile_input.rs`.
@@ -1069,7 +1070,9 @@ async fn published_at_is_kept_to_the_microsecond() {
 async fn a_malformed_published_at_is_invalid_argument() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    // Representatives; `wire::convert`'s unit tests have the other cases.
+    // Both paths: a Timestamp that cannot be converted (`wire::convert`,
+    // whose unit tests have the other cases), and one converted but out of
+    // the years 1 to 9999 (`domain::article::validate`).
     for (seconds, nanos) in [
         (0, -1),
         // 10000-01-01T00:00:00Z.

@@ -66,7 +66,9 @@ impl DateLine {
         })
     }
 
-    /// The moment the line names, in UTC, if it is a real one.
+    /// The moment the line names, in UTC, if it is a real one. Any year of
+    /// 4 digits is one (0000 too: PublishArticle's years are
+    /// `domain::article::validate`'s to check).
     pub(super) fn to_datetime(self) -> Result<OffsetDateTime, String> {
         let date = Date::from_calendar_date(self.year, self.month, self.day).map_err(|_| {
             format!(
@@ -74,13 +76,6 @@ impl DateLine {
                 self.day, self.month, self.year
             )
         })?;
-        // PublishArticle's range (years 1 to 9999); a date line has 4 digits.
-        if self.year < 1 {
-            return Err(format!(
-                "the publication date {} {} {:04} is out of range (years 1 to 9999)",
-                self.day, self.month, self.year
-            ));
-        }
         if date.weekday() != self.weekday {
             return Err(format!(
                 "the publication date line says {} but {} {} {:04} is a {}",
@@ -135,6 +130,10 @@ mod tests {
         assert_eq!(
             parsed("Thu, 02 Jan 2020 00:00 GMT"),
             Some(Ok(datetime!(2020-01-02 00:00 UTC)))
+        );
+        assert_eq!(
+            parsed("Sat, 1 Jan 0000 10:30 GMT"),
+            Some(Ok(datetime!(0000-01-01 10:30 UTC)))
         );
         assert_eq!(
             parsed("Fri, 31 Dec 9999 23:59 GMT"),

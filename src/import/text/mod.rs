@@ -54,7 +54,8 @@
 //! # Fields
 //!
 //! - title and byline: their line, trimmed of surrounding white space;
-//! - `published_at`: the publication date line, in UTC;
+//! - `published_at`: the publication date line, in UTC (its year, 0 to
+//!   9999 as written, is checked by `domain::article::validate`);
 //! - body: the lines between the publication date line and the tags line,
 //!   kept exactly (only a line ending's `\r` is dropped); consecutive
 //!   non-blank lines form a paragraph (joined by `\n`), paragraphs are joined
@@ -80,7 +81,7 @@ mod sections;
 
 use thiserror::Error;
 
-pub use page::parse_page_text;
+pub use page::{Page, parse_page, parse_page_text};
 pub use sections::{SITE_SECTIONS, SectionVocabulary};
 
 /// Why a file (or one record of it) cannot be read, and on which line.
