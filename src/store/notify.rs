@@ -39,7 +39,7 @@ pub enum Notification {
 }
 
 /// Sends the wake-up for changes up to `position` (delivered at commit).
-pub(super) async fn notify_new_changes(conn: &mut PgConnection, position: i64) -> Result<()> {
+async fn notify_new_changes(conn: &mut PgConnection, position: i64) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(FEED_CHANNEL)
         .bind(position.to_string())
@@ -49,12 +49,27 @@ pub(super) async fn notify_new_changes(conn: &mut PgConnection, position: i64) -
 }
 
 /// Tells read caches that these articles changed (delivered at commit).
-pub(super) async fn notify_articles_changed(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
+async fn notify_articles_changed(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANGES_CHANNEL)
         .bind(changed_payload(ids))
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Which articles a write changed, for every replica's read cache and feed.
+pub(super) async fn notify_write(
+    conn: &mut PgConnection,
+    changed_ids: &[Uuid],
+    newest_position: Option<i64>,
+) -> Result<()> {
+    if !changed_ids.is_empty() {
+        notify_articles_changed(conn, changed_ids).await?;
+    }
+    if let Some(position) = newest_position {
+        notify_new_changes(conn, position).await?;
+    }
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::inserts::{Changes, Links, NewRows};
-use super::rows::state_column;
-use super::writes::{StoredArticleRow, earlier_filter_tags, notify};
+use super::notify::notify_write;
+use super::rows::{StoredArticleRow, state_column};
 use crate::domain::article::{Article, TagRef};
 use crate::domain::lifecycle::{ChangeKind, filter_tags, public_change};
 use crate::error::{Error, Result};
@@ -243,8 +243,20 @@ impl WritePlan {
         }
         self.links.insert(conn).await?;
         let newest_position = self.changes.insert(conn).await?;
-        notify(conn, &self.changed_ids, newest_position).await
+        notify_write(conn, &self.changed_ids, newest_position).await
     }
+}
+
+/// The changes a withdrawal leaves out (every earlier one of the article)
+/// had these filter tags: its tombstone must reach their streams too.
+async fn earlier_filter_tags(conn: &mut PgConnection, id: Uuid) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(array_agg(DISTINCT t), '{}') FROM article_changes c, \
+         unnest(c.filter_tags) AS t WHERE c.article_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 fn slugs(tags: &[TagRef]) -> impl Iterator<Item = &str> {

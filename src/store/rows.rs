@@ -56,6 +56,14 @@ impl TryFrom<ArticleRow> for Article {
     }
 }
 
+/// An article's row with what only the write path needs.
+#[derive(sqlx::FromRow)]
+pub(super) struct StoredArticleRow {
+    #[sqlx(flatten)]
+    pub article: ArticleRow,
+    pub feed_position: Option<i64>,
+}
+
 /// Rows to articles; a row the schema's CHECK should have refused is a bug.
 pub(super) fn articles(rows: Vec<ArticleRow>) -> Result<Vec<Article>> {
     rows.into_iter().map(Article::try_from).collect()

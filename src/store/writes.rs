@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 use super::changes::change_head_on;
 use super::lookups::ArticleKey;
-use super::notify::{notify_articles_changed, notify_new_changes};
 use super::plan::{StoredArticle, TagCounts, WritePlan};
+use super::rows::StoredArticleRow;
 use super::{Role, Store};
 use crate::domain::article::{Article, TagRef, ValidArticle};
 use crate::domain::lifecycle::{PublishOutcome, PublishRefused, decide_publish, decide_withdraw};
@@ -270,14 +270,6 @@ async fn fetch_stored(
     rows.into_iter().map(StoredArticle::try_from).collect()
 }
 
-/// An article's row with what only the write path needs.
-#[derive(sqlx::FromRow)]
-pub(super) struct StoredArticleRow {
-    #[sqlx(flatten)]
-    pub article: super::rows::ArticleRow,
-    pub feed_position: Option<i64>,
-}
-
 /// Splits a batch where a slug repeats, so every chunk sees what the one
 /// before it wrote.
 async fn upsert_batch(
@@ -420,31 +412,4 @@ async fn store_tags(
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().collect())
-}
-
-/// The changes a withdrawal leaves out (every earlier one of the article)
-/// had these filter tags: its tombstone must reach their streams too.
-pub(super) async fn earlier_filter_tags(conn: &mut PgConnection, id: Uuid) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(array_agg(DISTINCT t), '{}') FROM article_changes c, \
-         unnest(c.filter_tags) AS t WHERE c.article_id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-/// Which articles a write changed, for every replica's read cache and feed.
-pub(super) async fn notify(
-    conn: &mut PgConnection,
-    changed_ids: &[Uuid],
-    newest_position: Option<i64>,
-) -> Result<()> {
-    if !changed_ids.is_empty() {
-        notify_articles_changed(conn, changed_ids).await?;
-    }
-    if let Some(position) = newest_position {
-        notify_new_changes(conn, position).await?;
-    }
-    Ok(())
 }
