@@ -7,12 +7,13 @@ use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
 use super::service::ArticleApi;
-use crate::cache::{CachedPage, Epoch};
-use crate::domain::article::{Article, ArticleState, resolve_tag};
+use crate::cache::CachedPage;
+use crate::domain::article::{ArticleState, resolve_tag};
 use crate::domain::paging::page_size;
 use crate::domain::slug::is_valid_article_slug;
 use crate::domain::token::{ArticlePageCursor, TagPageCursor, Token};
 use crate::error::{Error, Result};
+use crate::proto;
 use crate::proto::get_article_request::Key;
 use crate::proto::{
     GetArticleRequest, ListArticlesByTagRequest, ListTagsRequest, ListTagsResponse, TagSummary,
@@ -46,7 +47,7 @@ fn asks_for_preview(metadata: &MetadataMap) -> bool {
     metadata.contains_key("authorization")
 }
 
-/// Articles as the view asks (the cache and the pages keep them whole).
+/// Cached articles (kept whole) as the view asks.
 fn in_view(articles: Vec<Bytes>, view: View) -> Result<Vec<Bytes>> {
     match view {
         View::Full => Ok(articles),
@@ -102,24 +103,29 @@ impl ArticleApi {
             .article(key)
             .await?
             .ok_or_else(|| Error::NotFound("no such article".into()))?;
-        let encoded = match (article.state, preview) {
-            (ArticleState::Published, false) => self.keep(seen, &article),
-            (_, true) => encode_article(&article_to_proto(&article)),
+        match (article.state, preview) {
             (ArticleState::Withdrawn, false) => return Err(Error::Withdrawn),
             (ArticleState::Scheduled, false) => {
                 return Err(Error::NotFound("no such article".into()));
             }
+            (ArticleState::Published, _) | (_, true) => {}
+        }
+        let proto = article_to_proto(&article);
+        let encoded = if preview {
+            encode_article(&view.apply(proto))
+        } else {
+            // The cache keeps the whole article, whatever this call's view.
+            let whole = encode_article(&proto);
+            self.cache
+                .fill_article(seen, article.id, &article.slug, whole.clone());
+            match view {
+                View::Full => whole,
+                View::Basic => encode_article(&view.apply(proto)),
+            }
         };
-        let article = in_view(vec![encoded], view)?.pop();
-        Ok(EncodedGetArticleResponse { article })
-    }
-
-    /// Encodes a public article read from the database, and caches it.
-    fn keep(&self, seen: Epoch, article: &Article) -> Bytes {
-        let encoded = encode_article(&article_to_proto(article));
-        self.cache
-            .fill_article(seen, article.id, &article.slug, encoded.clone());
-        encoded
+        Ok(EncodedGetArticleResponse {
+            article: Some(encoded),
+        })
     }
 
     /// The first page from the cache, if the request is valid and asks for
@@ -183,21 +189,28 @@ impl ArticleApi {
         let changes_token = codec.seal(&Token::Changes {
             position: page.snapshot_position,
         });
-        let articles: Vec<Bytes> = page
-            .articles
-            .iter()
-            .map(|article| encode_article(&article_to_proto(article)))
-            .collect();
-        if first_page {
+        let protos: Vec<proto::Article> = page.articles.iter().map(article_to_proto).collect();
+        // Whole: for the cache (a first page, whatever this call's view) and
+        // for the FULL view.
+        let whole: Option<Vec<Bytes>> =
+            (first_page || view == View::Full).then(|| protos.iter().map(encode_article).collect());
+        if first_page && let Some(whole) = &whole {
             let page = CachedPage {
-                articles: articles.clone(),
+                articles: whole.clone(),
                 next_page_token: next_page_token.clone(),
                 changes_token: changes_token.clone(),
             };
             self.cache.fill_first_page(seen, &tag_slug, limit, page);
         }
+        let articles = match (view, whole) {
+            (View::Full, Some(whole)) => whole,
+            _ => protos
+                .into_iter()
+                .map(|article| encode_article(&view.apply(article)))
+                .collect(),
+        };
         Ok(EncodedListArticlesByTagResponse {
-            articles: in_view(articles, view)?,
+            articles,
             next_page_token,
             changes_token,
         })

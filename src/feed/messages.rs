@@ -7,8 +7,8 @@ use crate::domain::lifecycle::Change;
 use crate::domain::token::Token;
 use crate::store::ChangeFilter;
 use crate::wire::{
-    EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto, basic_view,
-    change_to_proto, encode_article,
+    EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto, encode_article,
+    encode_change,
 };
 
 /// A stream's message type, and how it is built.
@@ -29,13 +29,6 @@ pub trait StreamMessage: Send + 'static {
 
     /// The message of a change read from the database.
     fn from_change(change: &Change, view: View, resume_token: String) -> Self;
-}
-
-fn viewed(article: crate::proto::Article, view: View) -> crate::proto::Article {
-    match view {
-        View::Full => article,
-        View::Basic => basic_view(article),
-    }
 }
 
 impl StreamMessage for EncodedStreamResponse {
@@ -71,10 +64,9 @@ impl StreamMessage for EncodedStreamResponse {
 
     fn from_change(change: &Change, view: View, resume_token: String) -> Self {
         Self {
-            article: Some(encode_article(&viewed(
-                article_to_proto(&change.article),
-                view,
-            ))),
+            article: Some(encode_article(
+                &view.apply(article_to_proto(&change.article)),
+            )),
             resume_token,
         }
     }
@@ -110,14 +102,8 @@ impl StreamMessage for EncodedChangeResponse {
     }
 
     fn from_change(change: &Change, view: View, resume_token: String) -> Self {
-        let mut message = change_to_proto(change);
-        if view == View::Basic {
-            message.article = message.article.map(basic_view);
-        }
         Self {
-            change: Some(prost::bytes::Bytes::from(prost::Message::encode_to_vec(
-                &message,
-            ))),
+            change: Some(encode_change(change, view)),
             resume_token,
         }
     }

@@ -90,10 +90,14 @@ pub fn view_from_proto(view: i32) -> Result<View, FieldViolation> {
     }
 }
 
-/// The BASIC view of an article: every field but `body`.
-pub fn basic_view(mut article: proto::Article) -> proto::Article {
-    article.body.clear();
-    article
+impl View {
+    /// The article as this view shows it (BASIC: every field but `body`).
+    pub fn apply(self, mut article: proto::Article) -> proto::Article {
+        if self == View::Basic {
+            article.body.clear();
+        }
+        article
+    }
 }
 
 pub fn tag_to_proto(tag: &TagRef) -> proto::Tag {

@@ -5,7 +5,7 @@
 use prost::Message;
 use prost::bytes::Bytes;
 
-use super::convert::{View, article_to_proto, basic_view, change_to_proto};
+use super::convert::{View, article_to_proto, change_to_proto};
 use crate::domain::lifecycle::Change;
 use crate::proto::Article;
 
@@ -56,7 +56,16 @@ pub fn encode_article(article: &Article) -> Bytes {
 
 /// An encoded article without its body (the BASIC view of a cached one).
 pub fn without_body(encoded: &[u8]) -> Result<Bytes, prost::DecodeError> {
-    Ok(encode_article(&basic_view(Article::decode(encoded)?)))
+    Ok(encode_article(
+        &View::Basic.apply(Article::decode(encoded)?),
+    ))
+}
+
+/// A change's `ArticleChange`, encoded in a view.
+pub fn encode_change(change: &Change, view: View) -> Bytes {
+    let mut message = change_to_proto(change);
+    message.article = message.article.map(|article| view.apply(article));
+    Bytes::from(message.encode_to_vec())
 }
 
 /// One change, encoded once in both views for every stream that sends it:
@@ -76,7 +85,7 @@ impl EncodedChange {
         let change_basic = match &proto_change.article {
             Some(article) if !article.body.is_empty() => {
                 let mut basic = proto_change.clone();
-                basic.article = Some(basic_view(article.clone()));
+                basic.article = Some(View::Basic.apply(article.clone()));
                 Bytes::from(basic.encode_to_vec())
             }
             // A tombstone, or an empty body: the same bytes.
@@ -85,7 +94,7 @@ impl EncodedChange {
         let new_article = change.first_public.then(|| {
             let article = article_to_proto(&change.article);
             let full = encode_article(&article);
-            let basic = encode_article(&basic_view(article));
+            let basic = encode_article(&View::Basic.apply(article));
             (full, basic)
         });
         Self {
@@ -326,7 +335,7 @@ mod tests {
         assert_eq!(full, article_to_proto(&published.article));
         let basic =
             Article::decode(encoded.new_article(View::Basic).expect("new")).expect("decodes");
-        assert_eq!(basic, basic_view(full.clone()));
+        assert_eq!(basic, View::Basic.apply(full.clone()));
         assert_eq!(
             without_body(&encode_article(&full)).ok(),
             Some(encode_article(&basic))
