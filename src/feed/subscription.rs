@@ -95,21 +95,11 @@ impl Feed {
         let receiver = self.sender.subscribe();
         let joined = std::time::Instant::now();
         let head = self.head_reads.read_since(&self.store, joined).await?;
+        // A resume position is settled against the head here, before the
+        // response headers go out, so that a change written after the
+        // client has them is above the position we start from.
         let (position, at_head) = match start {
-            // A token past the head names changes the database lost (a
-            // restore from a backup): whatever is written above the head
-            // from now on is new to this consumer. Decided here, before the
-            // response headers go out, so that a change written after the
-            // client has them is above the head we start from.
-            Start::After(position) if position > head => {
-                tracing::info!(
-                    position,
-                    head,
-                    "resume position is past the feed head; starting at the head"
-                );
-                (head, false)
-            }
-            Start::After(position) => (position, false),
+            Start::After(position) => (not_past(position, head), false),
             Start::Now => (head, true),
         };
         Ok(Subscription {
@@ -121,7 +111,7 @@ impl Feed {
             view,
             ends_at: None,
             at_head,
-            known_head: None,
+            known_head: Some(head),
             _permit: permit,
             _message: PhantomData,
         })
@@ -290,18 +280,7 @@ impl<M: StreamMessage> Subscription<M> {
             _ => feed.store.change_head().await?,
         };
         self.known_head = Some(head);
-        if head < self.position {
-            // Positions never go back, and every token names a position
-            // that was written; so the database lost changes (a restore
-            // from a backup). Whatever is written above the head now is new
-            // to this consumer.
-            tracing::info!(
-                position = self.position,
-                head,
-                "resume position is past the feed head; starting at the head"
-            );
-            self.position = head;
-        }
+        self.position = not_past(self.position, head);
         if head == self.position {
             return Ok((Vec::new(), true));
         }
@@ -335,6 +314,22 @@ impl<M: StreamMessage> Subscription<M> {
         };
         Ok((messages, self.position == head))
     }
+}
+
+/// A position no further than the head. Positions never go back, and every
+/// token names a position that was written; so a position past the head
+/// means the database lost changes (a restore from a backup), and whatever
+/// is written above the head from now on is new to this consumer.
+fn not_past(position: i64, head: i64) -> i64 {
+    if position > head {
+        tracing::info!(
+            position,
+            head,
+            "resume position is past the feed head; starting at the head"
+        );
+        return head;
+    }
+    position
 }
 
 /// Resolves, with the error to end the stream with, on shutdown or at
