@@ -7,7 +7,7 @@ use tonic::Request;
 use super::reads::article_key;
 use super::service::ArticleApi;
 use crate::domain::article::{self, ArticleState};
-use crate::domain::lifecycle::MAX_REASON_CHARS;
+use crate::domain::lifecycle::validate_reason;
 use crate::error::{Error, Result};
 use crate::proto::get_article_request;
 use crate::proto::withdraw_article_request::Key;
@@ -66,18 +66,7 @@ impl ArticleApi {
             Key::Id(id) => get_article_request::Key::Id(id),
             Key::Slug(slug) => get_article_request::Key::Slug(slug),
         }))?;
-        if request.reason.chars().count() > MAX_REASON_CHARS {
-            return Err(Error::invalid(
-                "reason",
-                format!("reason is longer than {MAX_REASON_CHARS} characters"),
-            ));
-        }
-        if request.reason.contains('\0') {
-            return Err(Error::invalid(
-                "reason",
-                "reason must not contain NUL characters",
-            ));
-        }
+        validate_reason(&request.reason)?;
         let withdrawal = self
             .store
             .withdraw(&key, &request.reason)

@@ -7,7 +7,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::article::{Article, ArticleState, TagRef, ValidArticle};
+use super::article::{Article, ArticleState, FieldViolation, TagRef, ValidArticle};
 
 /// Longest withdrawal reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -144,6 +144,24 @@ pub fn decide_publish(
         state,
         ..candidate
     }))
+}
+
+/// A withdrawal's reason: free text of at most `MAX_REASON_CHARS`
+/// characters, without NUL (which PostgreSQL text cannot hold); may be empty.
+pub fn validate_reason(reason: &str) -> Result<(), FieldViolation> {
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(FieldViolation::new(
+            "reason",
+            format!("reason is longer than {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if reason.contains('\0') {
+        return Err(FieldViolation::new(
+            "reason",
+            "reason must not contain NUL characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Decides a withdrawal: a PUBLISHED or SCHEDULED article becomes WITHDRAWN
@@ -350,6 +368,18 @@ mod tests {
             decide_withdraw(&scheduled, NOW).map(|article| article.state),
             Some(ArticleState::Withdrawn)
         );
+    }
+
+    #[test]
+    fn a_reason_has_at_most_500_characters_and_no_nul() {
+        assert_eq!(validate_reason(""), Ok(()));
+        assert_eq!(validate_reason(&"é".repeat(MAX_REASON_CHARS)), Ok(()));
+        for reason in ["é".repeat(MAX_REASON_CHARS + 1), "legal\0".to_owned()] {
+            assert_eq!(
+                validate_reason(&reason).map_err(|violation| violation.field),
+                Err("reason")
+            );
+        }
     }
 
     #[test]
