@@ -11,9 +11,10 @@
 //! X's changes from the beginning at the end) receives no change twice and
 //! each article's revisions in increasing order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use crate::common::change_copy::ChangeCopy;
 use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{
@@ -33,9 +34,6 @@ const Y_SLUG: &str = "yankee";
 const SENTINEL: &str = "cc-sentinel";
 
 const PUBLISHED: i32 = ArticleState::Published as i32;
-const WITHDRAWN: i32 = ArticleState::Withdrawn as i32;
-const P: i32 = ChangeType::Published as i32;
-const U: i32 = ChangeType::Updated as i32;
 const W: i32 = ChangeType::Withdrawn as i32;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -265,15 +263,9 @@ struct Follower {
     /// The tag filter's slug, if any.
     tag: Option<&'static str>,
     token: String,
-    copy: HashMap<String, Article>,
-    /// (article id, revision, change type) of every change received.
-    seen: HashSet<(String, i64, i32)>,
-    last_revision: HashMap<String, i64>,
+    copy: ChangeCopy,
     /// Articles the pages gave.
     paged: usize,
-    /// Changes not newer than the copy held (a page showed a later
-    /// revision).
-    stale: usize,
 }
 
 impl Follower {
@@ -282,11 +274,8 @@ impl Follower {
             label,
             tag,
             token: String::new(),
-            copy: HashMap::new(),
-            seen: HashSet::new(),
-            last_revision: HashMap::new(),
+            copy: ChangeCopy::new(label, tag),
             paged: 0,
-            stale: 0,
         }
     }
 
@@ -302,59 +291,12 @@ impl Follower {
     /// An article from a page.
     fn hold(&mut self, article: Article) {
         self.paged += 1;
-        let newer = self
-            .copy
-            .get(&article.id)
-            .is_none_or(|held| held.revision < article.revision);
-        if newer {
-            self.copy.insert(article.id.clone(), article);
-        }
+        self.copy.hold(article);
     }
 
     /// Applies one change; true when it is the sentinel's.
     fn apply(&mut self, change: ArticleChange) -> bool {
-        let label = self.label;
-        let article = change.article.clone().expect("a change carries an article");
-        assert!(
-            self.seen
-                .insert((article.id.clone(), article.revision, change.r#type)),
-            "{label}: received twice: {change:?}"
-        );
-        if let Some(&last) = self.last_revision.get(&article.id) {
-            assert!(
-                article.revision > last,
-                "{label}: revision {} of {} after {last}",
-                article.revision,
-                article.slug
-            );
-        }
-        self.last_revision
-            .insert(article.id.clone(), article.revision);
-        match change.r#type {
-            P | U => assert_eq!(article.state, PUBLISHED, "{label}: {change:?}"),
-            W => assert_eq!(
-                (article.state, article.body.as_str()),
-                (WITHDRAWN, ""),
-                "{label}: a tombstone: {change:?}"
-            ),
-            other => panic!("{label}: change type {other}"),
-        }
-        let newer = self
-            .copy
-            .get(&article.id)
-            .is_none_or(|held| held.revision < article.revision);
-        if newer {
-            let has_tag = self
-                .tag
-                .is_none_or(|tag| article.tags.iter().any(|t| t.slug == tag));
-            if change.r#type == W || !has_tag {
-                self.copy.remove(&article.id);
-            } else {
-                self.copy.insert(article.id.clone(), article.clone());
-            }
-        } else {
-            self.stale += 1;
-        }
+        let article = self.copy.apply(&change);
         change.r#type != W && article.slug == SENTINEL
     }
 
@@ -399,9 +341,7 @@ impl Follower {
     }
 
     fn sorted(&self) -> Vec<Article> {
-        let mut articles: Vec<Article> = self.copy.values().cloned().collect();
-        articles.sort_by(|a, b| a.id.cmp(&b.id));
-        articles
+        self.copy.sorted()
     }
 }
 
@@ -555,10 +495,10 @@ async fn run(scenario: Scenario) {
         scenario.seeds.len(),
         scenario.writers.iter().map(|w| w.ops.len()).sum::<usize>(),
         reader.paged,
-        reader.seen.len(),
-        reader.stale,
-        everything.seen.len(),
-        late.seen.len(),
+        reader.copy.changes(),
+        reader.copy.stale,
+        everything.copy.changes(),
+        late.copy.changes(),
         public_x.len(),
         public.len()
     );

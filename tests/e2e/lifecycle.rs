@@ -5,9 +5,9 @@
 //! (order, revisions, tombstones, tag filter before/after, from_beginning,
 //! tokens bound to their RPC), the snapshot-then-changes property, views.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::common::change_copy::ChangeCopy;
 use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::get_article_request::Key;
@@ -757,33 +757,6 @@ async fn the_basic_view_leaves_out_the_body_everywhere() {
     assert_eq!(bad_request_fields(&status), vec!["view".to_owned()]);
 }
 
-/// A consumer's copy, applied by revision.
-#[derive(Default)]
-struct Copy {
-    articles: HashMap<String, Article>,
-}
-
-impl Copy {
-    fn apply(&mut self, change: &ArticleChange, tag: &str) {
-        let Some(article) = change.article.clone() else {
-            return;
-        };
-        let newer = self
-            .articles
-            .get(&article.id)
-            .is_none_or(|held| held.revision < article.revision);
-        if !newer {
-            return;
-        }
-        let has_tag = article.tags.iter().any(|t| t.slug == tag);
-        if change.r#type == W || !has_tag {
-            self.articles.remove(&article.id);
-        } else {
-            self.articles.insert(article.id.clone(), article);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
     let server = TestServer::start().await;
@@ -835,7 +808,7 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
             }
         })
     };
-    let mut copy = Copy::default();
+    let mut copy = ChangeCopy::new("snap consumer", Some("snap"));
     let mut page_token = String::new();
     let mut changes_token = String::new();
     loop {
@@ -854,7 +827,7 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
         }
         assert_eq!(page.changes_token, changes_token, "one token per session");
         for article in page.articles {
-            copy.articles.insert(article.id.clone(), article);
+            copy.hold(article);
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
         if page.next_page_token.is_empty() {
@@ -879,7 +852,7 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
         match tokio::time::timeout(Duration::from_millis(1500), stream.message()).await {
             Ok(Ok(Some(message))) => {
                 if let Some(change) = message.change {
-                    copy.apply(&change, "snap");
+                    copy.apply(&change);
                 }
             }
             Ok(other) => panic!("the stream ended: {other:?}"),
@@ -889,9 +862,7 @@ async fn a_snapshot_then_its_changes_gives_exactly_the_public_articles() {
     let (public, _) = list_all_by_tag(&mut client, "snap", 100).await;
     let mut expected: Vec<Article> = public;
     expected.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut held: Vec<Article> = copy.articles.into_values().collect();
-    held.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(held, expected);
+    assert_eq!(copy.sorted(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]

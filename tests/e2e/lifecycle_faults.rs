@@ -13,11 +13,12 @@
 //! The scenario's random choices come from a seed, printed; set
 //! `LIFECYCLE_FAULTS_SEED` to replay one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::change_copy::ChangeCopy;
 use crate::common::pg_cluster::{PgCluster, StopMode};
 use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
@@ -41,10 +42,7 @@ const SENTINEL: &str = "lf-sentinel";
 /// Writers at once, each on its own articles.
 const WRITERS: usize = 3;
 
-const PUBLISHED: i32 = ArticleState::Published as i32;
 const WITHDRAWN: i32 = ArticleState::Withdrawn as i32;
-const P: i32 = ChangeType::Published as i32;
-const U: i32 = ChangeType::Updated as i32;
 const W: i32 = ChangeType::Withdrawn as i32;
 
 /// A stream that sends nothing (not even a heartbeat, every 1 s here) for
@@ -382,9 +380,7 @@ struct Consumer {
     tag: Option<&'static str>,
     token: String,
     from_beginning: bool,
-    copy: HashMap<String, Article>,
-    seen: HashSet<(String, i64, i32)>,
-    last_revision: HashMap<String, i64>,
+    copy: ChangeCopy,
     /// Changes applied, for the test to watch.
     applied: Arc<AtomicUsize>,
     reconnects: usize,
@@ -398,9 +394,7 @@ impl Consumer {
             tag,
             token: String::new(),
             from_beginning,
-            copy: HashMap::new(),
-            seen: HashSet::new(),
-            last_revision: HashMap::new(),
+            copy: ChangeCopy::new(label, tag),
             applied: Arc::new(AtomicUsize::new(0)),
             reconnects: 0,
             failures: Failures::default(),
@@ -418,46 +412,7 @@ impl Consumer {
 
     /// Applies one change; true when it is the sentinel's.
     fn apply(&mut self, change: ArticleChange) -> bool {
-        let label = self.label;
-        let article = change.article.clone().expect("a change carries an article");
-        assert!(
-            self.seen
-                .insert((article.id.clone(), article.revision, change.r#type)),
-            "{label}: received twice: {change:?}"
-        );
-        if let Some(&last) = self.last_revision.get(&article.id) {
-            assert!(
-                article.revision > last,
-                "{label}: revision {} of {} after {last}",
-                article.revision,
-                article.slug
-            );
-        }
-        self.last_revision
-            .insert(article.id.clone(), article.revision);
-        match change.r#type {
-            P | U => assert_eq!(article.state, PUBLISHED, "{label}: {change:?}"),
-            W => assert_eq!(
-                (article.state, article.body.as_str(), article.title.as_str()),
-                (WITHDRAWN, "", ""),
-                "{label}: a tombstone: {change:?}"
-            ),
-            other => panic!("{label}: change type {other}"),
-        }
-        let newer = self
-            .copy
-            .get(&article.id)
-            .is_none_or(|held| held.revision < article.revision);
-        if newer {
-            let has_tag = self
-                .tag
-                .is_none_or(|tag| article.tags.iter().any(|t| t.slug == tag));
-            if change.r#type == W || !has_tag {
-                self.copy.remove(&article.id);
-            } else {
-                self.copy.insert(article.id.clone(), article.clone());
-            }
-        }
+        let article = self.copy.apply(&change);
         self.applied.fetch_add(1, Ordering::SeqCst);
         change.r#type != W && article.slug == SENTINEL
     }
@@ -532,9 +487,7 @@ impl Consumer {
     }
 
     fn sorted_copy(&self) -> Vec<Article> {
-        let mut articles: Vec<Article> = self.copy.values().cloned().collect();
-        articles.sort_by(|a, b| a.id.cmp(&b.id));
-        articles
+        self.copy.sorted()
     }
 }
 
@@ -847,7 +800,7 @@ async fn consumers_resuming_through_replica_kills_and_a_postgres_restart_end_wit
         println!(
             "{}: {} changes, {} reconnects ({:?}); copy of {} articles",
             consumer.label,
-            consumer.seen.len(),
+            consumer.copy.changes(),
             consumer.reconnects,
             consumer.failures.0.lock().expect("failures"),
             consumer.copy.len()

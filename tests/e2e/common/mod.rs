@@ -3,6 +3,7 @@
 //! one), the real `article-service` binary on a random port, gRPC clients,
 //! grpcurl, and a TCP proxy that can cut the database off.
 
+pub mod change_copy;
 pub mod observe;
 pub mod pg_cluster;
 pub mod proxy;
