@@ -11,29 +11,14 @@
 # 3. Fan-out at BENCH_SUBSCRIBERS (10,000) streams over 20 connections: a new article on
 #    StreamNewArticles, and on StreamArticleChanges a new article, a release and a withdrawal.
 
-WRAP=${BENCH_WRAP:-}
-read -r -a CARGO_CMD <<<"${CARGO:-cargo}"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="$DIR/lifecycle-$STAMP.md"
 SERVICE_LOG="$DIR/service-lifecycle.log"
 SUBSCRIBERS=${BENCH_SUBSCRIBERS:-10000}
 FANOUT_SECONDS=${BENCH_FANOUT_SECONDS:-30}
 BASE_BIN=${BENCH_BASE_BIN:-}
 BASE_ADDR=${BENCH_BASE_ADDR:-127.0.0.1:50094}
-mkdir -p "$DIR"
 
-
-say "building the release binary and the loadgen program"
-"${CARGO_CMD[@]}" build --release --locked --bin article-service >&2
-"${CARGO_CMD[@]}" build --release --locked -p loadgen >&2
-LOADGEN="$PROJECT/target/release/loadgen"
-
-CORPUS="$DIR/corpus-$ARTICLES-seed$SEED.ndjson"
-if [[ ! -s $CORPUS ]]; then
-    say "generating $ARTICLES articles (seed $SEED) into $CORPUS"
-    "$LOADGEN" corpus --articles "$ARTICLES" --seed "$SEED" --out "$CORPUS.part"
-    mv "$CORPUS.part" "$CORPUS"
-fi
+build_and_generate
 
 pg_up
 import_into() { # DB BINARY FILE LABEL

@@ -1,31 +1,11 @@
 # The body of `scripts/bench.sh all`, sourced by it (its settings and helpers are in scope).
-#
-# BENCH_WRAP: a command prefixed to each measurement (e.g. a script that pauses background
-# jobs for its duration); empty by default. CARGO: the cargo command (e.g. "nice -n 19 cargo").
 
-WRAP=${BENCH_WRAP:-}
-read -r -a CARGO_CMD <<<"${CARGO:-cargo}"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="$DIR/results-$STAMP.md"
 SERVICE_LOG="$DIR/service.log"
 SERVICE_NOCACHE_ADDR=${BENCH_NOCACHE_ADDR:-127.0.0.1:50093}
-mkdir -p "$DIR"
 
-
-# --- build -------------------------------------------------------------------------------
-say "building the release binary and the loadgen program"
-"${CARGO_CMD[@]}" build --release --locked --bin article-service >&2
-"${CARGO_CMD[@]}" build --release --locked -p loadgen >&2
-LOADGEN="$PROJECT/target/release/loadgen"
-[[ -x $LOADGEN ]] || die "could not find the loadgen binary"
-
-# --- corpus, database, import ------------------------------------------------------------
-CORPUS="$DIR/corpus-$ARTICLES-seed$SEED.ndjson"
-if [[ ! -s $CORPUS ]]; then
-    say "generating $ARTICLES articles (seed $SEED) into $CORPUS"
-    "$LOADGEN" corpus --articles "$ARTICLES" --seed "$SEED" --out "$CORPUS.part"
-    mv "$CORPUS.part" "$CORPUS"
-fi
+# --- build, corpus, database, import ------------------------------------------------------
+build_and_generate
 
 pg_up
 psql_ -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"

@@ -68,7 +68,31 @@ pg_down() { dev_env stop; }
 
 psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 
-# For the runs (`all`, `lifecycle`): processes to stop on exit, and waiting for a port.
+# For the runs (`all`, `lifecycle`). BENCH_WRAP: a command prefixed to each measurement (e.g.
+# a script that pauses background jobs for its duration); CARGO: the cargo command (e.g.
+# "nice -n 19 cargo").
+WRAP=${BENCH_WRAP:-}
+read -r -a CARGO_CMD <<<"${CARGO:-cargo}"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+
+# Builds the release binary and loadgen (LOADGEN), and generates the corpus (CORPUS) unless
+# it is there from an earlier run.
+build_and_generate() {
+    mkdir -p "$DIR"
+    say "building the release binary and the loadgen program"
+    "${CARGO_CMD[@]}" build --release --locked --bin article-service >&2
+    "${CARGO_CMD[@]}" build --release --locked -p loadgen >&2
+    LOADGEN="$PROJECT/target/release/loadgen"
+    [[ -x $LOADGEN ]] || die "could not find the loadgen binary"
+    CORPUS="$DIR/corpus-$ARTICLES-seed$SEED.ndjson"
+    if [[ ! -s $CORPUS ]]; then
+        say "generating $ARTICLES articles (seed $SEED) into $CORPUS"
+        "$LOADGEN" corpus --articles "$ARTICLES" --seed "$SEED" --out "$CORPUS.part"
+        mv "$CORPUS.part" "$CORPUS"
+    fi
+}
+
+# Processes to stop on exit, and waiting for a port.
 PIDS=()
 cleanup() {
     local pid
