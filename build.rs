@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .out_dir(&server_dir)
+        .codec_path("crate::wire::ServerCodec")
         .extern_path(".newsroom.content.v1", "crate::proto");
     for (message, encoded) in [
         ("StreamNewArticlesResponse", "EncodedStreamResponse"),

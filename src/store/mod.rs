@@ -117,14 +117,29 @@ impl Store {
     }
 
     /// Runs one store operation within the operation timeout.
-    async fn bounded<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
-        tokio::time::timeout(self.operation_timeout, operation)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Unavailable(
-                    "the database did not answer in time".into(),
-                ))
-            })
+    ///
+    /// The operation is boxed before anything awaits it: a query's future
+    /// (sqlx's, with its buffers and the pool's acquire) runs to tens of
+    /// kilobytes, and unboxed it would be part of every caller's future,
+    /// held for the whole call. When 10,000 consumers open their streams at
+    /// once, their handlers wait together for one shared head read
+    /// (`feed`); each then held room for a query it never ran (43 KB a
+    /// stream, measured with heaptrack), which the allocator kept after the
+    /// storm. Boxed, only the query that runs takes that room.
+    fn bounded<'a, T: 'a>(
+        &'a self,
+        operation: impl Future<Output = Result<T>> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        let operation = Box::pin(operation);
+        async move {
+            tokio::time::timeout(self.operation_timeout, operation)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Unavailable(
+                        "the database did not answer in time".into(),
+                    ))
+                })
+        }
     }
 }
 

@@ -18,8 +18,11 @@
 //! conversion and no encoding), and a feed event goes to thousands of
 //! streams: it is encoded once, and each stream's message shares the bytes.
 
+mod codec;
 mod convert;
 mod encoded;
+
+pub use codec::ServerCodec;
 
 pub use convert::{
     View, article_to_proto, change_to_proto, draft_from_proto, from_timestamp, tag_to_proto,
