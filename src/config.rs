@@ -139,6 +139,18 @@ pub struct ServeConfig {
     #[arg(long, env = "FEED_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub feed_batch_size: u32,
 
+    /// Bytes of encoded changes the live broadcast keeps for streams that
+    /// have not sent them yet; a stream further behind catches up from the
+    /// database. Bounds what slow and stalled readers hold together.
+    #[arg(long, env = "FEED_BUFFER_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_buffer_bytes: u64,
+
+    /// Article body bytes per database read when a stream catches up (at
+    /// least one article, however large): what a stream catching up holds
+    /// at most besides its HTTP/2 window and the message being sent.
+    #[arg(long, env = "FEED_BATCH_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_batch_bytes: u64,
+
     /// HTTP/2 streams one connection may have open at once.
     #[arg(
         long,
@@ -249,6 +261,8 @@ impl ServeConfig {
             // At most 1,000,000, as the flag's parser enforces.
             buffer: usize::try_from(self.feed_buffer).unwrap_or(usize::MAX),
             batch_size: self.feed_batch_size,
+            buffer_bytes: usize::try_from(self.feed_buffer_bytes).unwrap_or(usize::MAX),
+            batch_bytes: usize::try_from(self.feed_batch_bytes).unwrap_or(usize::MAX),
             scan_window: i64::from(self.feed_batch_size) * 100,
             ..FeedSettings::default()
         }

@@ -52,6 +52,7 @@ pub const LOOKUP_BATCH_SIZE: &str = "article_db_lookup_batch_size";
 pub const RELEASES: &str = "article_releases_total";
 pub const RELEASES_PENDING: &str = "article_releases_pending";
 pub const WITHDRAWALS: &str = "article_withdrawals_total";
+pub const FEED_BUFFER_BYTES: &str = "article_feed_buffer_bytes";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -91,6 +92,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 /// The `# HELP` lines.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        FEED_BUFFER_BYTES,
+        "Bytes of encoded changes the live broadcast holds for streams (at most FEED_BUFFER_BYTES, or the newest change alone)."
+    );
     describe_counter!(CALLS, "gRPC calls finished, by method and status code.");
     describe_counter!(
         CACHE_LOOKUPS,

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
-use super::{Feed, FeedEvent, FeedItem};
+use super::{ChangePayload, Feed, FeedEvent, FeedItem, Retained};
 use crate::domain::lifecycle::ChangeKind;
 use crate::domain::token::Token;
 use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
-use crate::store::{ChangeFilter, Notification, Notifications};
+use crate::store::{BatchLimits, ChangeFilter, Notification, Notifications};
 use crate::wire::EncodedChange;
 
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
@@ -18,6 +18,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
     let notifications = Notifications::new(options);
     let mut position: Option<i64> = None;
     let mut lag = Lag::default();
+    let mut retained = Retained::new(feed.settings.buffer_bytes);
     let reconnects = metrics::counter!(LISTENER_RECONNECTS);
     reconnects.absolute(0);
     let mut connected_before = false;
@@ -49,7 +50,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
         // Whatever was stored while we were not listening (and a database
         // restored meanwhile).
         check_head(&feed, &mut position, &mut lag).await;
-        catch_up(&feed, &mut position, &mut lag).await;
+        catch_up(&feed, &mut position, &mut lag, &mut retained).await;
         let mut safety_tick = tokio::time::interval_at(
             tokio::time::Instant::now() + feed.settings.safety_poll,
             feed.settings.safety_poll,
@@ -60,7 +61,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                 _ = feed.shutdown.cancelled() => return,
                 _ = safety_tick.tick() => {
                     check_head(&feed, &mut position, &mut lag).await;
-                    catch_up(&feed, &mut position, &mut lag).await;
+                    catch_up(&feed, &mut position, &mut lag, &mut retained).await;
                     // A connection to a host that vanished can stay silent
                     // forever instead of failing: make sure it answers.
                     if !listener.answers().await {
@@ -82,7 +83,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                             lag.stored_at_least(hint);
                         }
                         if hint.is_none_or(|hint| position.is_none_or(|last| hint > last)) {
-                            catch_up(&feed, &mut position, &mut lag).await;
+                            catch_up(&feed, &mut position, &mut lag, &mut retained).await;
                         }
                     }
                     Ok(None) => {
@@ -138,7 +139,12 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
 /// Broadcasts every change written after `position`. The first successful
 /// call only learns the current head: changes written before the process
 /// started are not new to anyone subscribed to it.
-async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
+async fn catch_up(
+    feed: &Feed,
+    position: &mut Option<i64>,
+    lag: &mut Lag,
+    retained: &mut Retained,
+) {
     let tokens = match feed.tokens.codec().await {
         Ok(tokens) => tokens,
         Err(error) => {
@@ -168,7 +174,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         return;
     };
     loop {
-        let changes = match feed
+        let batch = match feed
             .store
             .changes_after(
                 last,
@@ -177,31 +183,35 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
                 ChangeFilter::All,
                 // Encoded once for every stream, in both views.
                 true,
-                feed.settings.batch_size,
+                // No more at once than the broadcast keeps.
+                BatchLimits {
+                    changes: feed.settings.batch_size,
+                    bytes: feed.settings.buffer_bytes,
+                },
             )
             .await
         {
-            Ok(changes) => changes,
+            Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(%error, "feed listener cannot read new changes; will retry");
                 break;
             }
         };
-        let full_batch = changes.len() == feed.settings.batch_size as usize;
-        forget_cached(feed, &changes);
-        for change in changes {
+        forget_cached(feed, &batch.changes);
+        for change in batch.changes {
+            let payload = ChangePayload {
+                change: EncodedChange::new(&change),
+                new_articles_token: tokens.seal(&Token::Resume {
+                    feed_position: change.position,
+                }),
+                changes_token: tokens.seal(&Token::Changes {
+                    position: change.position,
+                }),
+            };
             let item = FeedItem {
                 previous_position: last,
                 position: change.position,
-                event: FeedEvent::Change {
-                    change: EncodedChange::new(&change),
-                    new_articles_token: tokens.seal(&Token::Resume {
-                        feed_position: change.position,
-                    }),
-                    changes_token: tokens.seal(&Token::Changes {
-                        position: change.position,
-                    }),
-                },
+                event: FeedEvent::Change(retained.keep(payload)),
                 tag_slugs: change.filter_tags,
             };
             last = item.position;
@@ -210,7 +220,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         }
         *position = Some(last);
         lag.delivered(last);
-        if !full_batch {
+        if !batch.more {
             break;
         }
     }

@@ -2,7 +2,7 @@
 //! becomes public, StreamArticleChanges every change. Both follow the same
 //! change log and broadcast; this is all that differs.
 
-use super::FeedEvent;
+use super::ChangePayload;
 use crate::domain::lifecycle::Change;
 use crate::domain::token::Token;
 use crate::store::ChangeFilter;
@@ -23,7 +23,7 @@ pub trait StreamMessage: Send + 'static {
     fn heartbeat(resume_token: String) -> Self;
 
     /// The message of a broadcast change, if the stream sends it.
-    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self>
+    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self>
     where
         Self: Sized;
 
@@ -47,18 +47,10 @@ impl StreamMessage for EncodedStreamResponse {
         }
     }
 
-    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self> {
-        let FeedEvent::Change {
-            change,
-            new_articles_token,
-            ..
-        } = event
-        else {
-            return None;
-        };
+    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self> {
         Some(Self {
-            article: Some(change.new_article(view)?),
-            resume_token: new_articles_token.clone(),
+            article: Some(payload.change.new_article(view)?),
+            resume_token: payload.new_articles_token.clone(),
         })
     }
 
@@ -86,18 +78,10 @@ impl StreamMessage for EncodedChangeResponse {
         }
     }
 
-    fn from_broadcast(event: &FeedEvent, view: View) -> Option<Self> {
-        let FeedEvent::Change {
-            change,
-            changes_token,
-            ..
-        } = event
-        else {
-            return None;
-        };
+    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self> {
         Some(Self {
-            change: Some(change.change(view)),
-            resume_token: changes_token.clone(),
+            change: Some(payload.change.change(view)),
+            resume_token: payload.changes_token.clone(),
         })
     }
 

@@ -15,17 +15,20 @@ mod head;
 mod listener;
 mod messages;
 mod release;
+mod retained;
 mod subscription;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ReadCache;
-use crate::store::{Store, TokenKeys};
+use crate::store::{BatchLimits, Store, TokenKeys};
 use crate::wire::EncodedChange;
+
+pub(crate) use retained::Retained;
 
 pub use listener::run_listener;
 pub use messages::StreamMessage;
@@ -47,13 +50,12 @@ pub struct FeedItem {
 
 #[derive(Debug)]
 pub enum FeedEvent {
-    /// The change at `position`, encoded once for all subscribers, with
-    /// both streams' resume tokens for it.
-    Change {
-        change: EncodedChange,
-        new_articles_token: String,
-        changes_token: String,
-    },
+    /// The change at `position`, encoded once for all subscribers. Held
+    /// weakly: the listener keeps the newest changes' payloads within a
+    /// byte budget (`retained`), so a stream that stopped reading pins no
+    /// more than that. A stream that finds its payload gone catches up from
+    /// the database.
+    Change(Weak<ChangePayload>),
     /// The listener follows the feed from `position` on (it has just learned
     /// the head; `previous_position == position`). A subscription behind it
     /// catches up from the database, since no article item will cover the
@@ -63,6 +65,22 @@ pub enum FeedEvent {
     /// restore from a backup). Subscriptions past it move back to it, since
     /// whatever is stored above it from now on is new.
     Rewound,
+}
+
+/// A broadcast change: encoded once, in both views, with both streams'
+/// resume tokens for it.
+#[derive(Debug)]
+pub struct ChangePayload {
+    pub change: EncodedChange,
+    pub new_articles_token: String,
+    pub changes_token: String,
+}
+
+impl ChangePayload {
+    /// Bytes held, for the broadcast's budget.
+    pub fn size(&self) -> usize {
+        self.change.size() + self.new_articles_token.len() + self.changes_token.len()
+    }
 }
 
 /// Tunables of the feed.
@@ -75,6 +93,10 @@ pub struct FeedSettings {
     pub buffer: usize,
     /// Changes per catch-up query.
     pub batch_size: u32,
+    /// Encoded bytes the broadcast keeps (`retained`).
+    pub buffer_bytes: usize,
+    /// Article body bytes per catch-up query (at least one article).
+    pub batch_bytes: usize,
     /// Change positions one catch-up query scans at most, so that a stream
     /// filtering on a rare tag never asks for a scan of the whole table
     /// (which could outlast the operation timeout).
@@ -98,6 +120,8 @@ impl Default for FeedSettings {
             max_streams: 10_000,
             buffer: 4096,
             batch_size: 500,
+            buffer_bytes: 32 * 1024 * 1024,
+            batch_bytes: 1024 * 1024,
             scan_window: 50_000,
             max_catch_ups: 8,
             safety_poll: Duration::from_secs(5),
@@ -140,6 +164,14 @@ impl Feed {
             cache,
             head_reads: Arc::default(),
             shutdown,
+        }
+    }
+
+    /// How much one catch-up read returns at most.
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            changes: self.settings.batch_size,
+            bytes: self.settings.batch_bytes,
         }
     }
 

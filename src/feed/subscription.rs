@@ -225,12 +225,25 @@ impl<M: StreamMessage> Subscription<M> {
                                     );
                                     continue 'outer;
                                 }
-                                self.position = item.position;
                                 if !(wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug))) {
+                                    self.position = item.position;
                                     continue;
                                 }
+                                let FeedEvent::Change(payload) = &item.event else {
+                                    self.position = item.position;
+                                    continue;
+                                };
+                                let Some(payload) = payload.upgrade() else {
+                                    tracing::debug!(
+                                        position = self.position,
+                                        "the broadcast let go of the change this stream is at; catching up from the database"
+                                    );
+                                    continue 'outer;
+                                };
+                                self.position = item.position;
                                 // Shares the encoded change.
-                                if let Some(message) = M::from_broadcast(&item.event, self.view) {
+                                if let Some(message) = M::from_broadcast(&payload, self.view) {
+                                    drop(payload);
                                     heartbeat.reset();
                                     yield Ok(message);
                                 }
@@ -288,7 +301,7 @@ impl<M: StreamMessage> Subscription<M> {
             self.position
                 .saturating_add(feed.settings.scan_window.max(1)),
         );
-        let changes = feed
+        let batch = feed
             .store
             .changes_after(
                 self.position,
@@ -296,18 +309,18 @@ impl<M: StreamMessage> Subscription<M> {
                 &self.tag_slugs,
                 M::FILTER,
                 self.view == View::Full,
-                feed.settings.batch_size,
+                feed.batch_limits(),
             )
             .await?;
-        let full_batch = changes.len() == feed.settings.batch_size as usize;
-        let messages = changes
+        let messages = batch
+            .changes
             .iter()
             .map(|change| {
                 let token = self.tokens.seal(&M::token(change.position));
                 M::from_change(change, self.view, token)
             })
             .collect();
-        self.position = match (full_batch, changes.last()) {
+        self.position = match (batch.more, batch.changes.last()) {
             (true, Some(last)) => last.position,
             // Every matching change up to `up_to` is in this batch.
             _ => up_to,

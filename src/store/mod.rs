@@ -18,7 +18,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use changes::ChangeFilter;
+pub use changes::{BatchLimits, ChangeBatch, ChangeFilter};
 pub use lookups::{ArticleKey, ArticleLookups};
 pub use notify::{Listener, Notification, Notifications};
 pub use reads::ArticlePage;

@@ -122,6 +122,16 @@ impl EncodedChange {
         })
     }
 
+    /// No change at all: for tests of what holds encoded changes.
+    #[cfg(test)]
+    pub fn empty_for_tests() -> Self {
+        Self {
+            change_full: Bytes::new(),
+            change_basic: Bytes::new(),
+            new_article: None,
+        }
+    }
+
     /// Bytes held, for the broadcast's byte accounting.
     pub fn size(&self) -> usize {
         let new_article = self

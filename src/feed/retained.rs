@@ -1,0 +1,105 @@
+//! What the live broadcast keeps, in bytes.
+//!
+//! The broadcast's ring counts items, and an item stays in it until every
+//! subscription has read it or the ring wraps: one stream that stops
+//! reading would pin the last thousands of changes, at a megabyte each for
+//! large articles. So the ring carries weak handles, and the listener holds
+//! the payloads of the newest changes here, within `FEED_BUFFER_BYTES`. A
+//! stream that reaches an item whose payload is gone is that far behind: it
+//! catches up from the database, like a stream the ring itself left behind.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+
+use super::ChangePayload;
+use crate::metrics::FEED_BUFFER_BYTES;
+
+pub(crate) struct Retained {
+    payloads: VecDeque<Arc<ChangePayload>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Retained {
+    pub(crate) fn new(budget: usize) -> Self {
+        Self {
+            payloads: VecDeque::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Keeps `payload`, letting go of the oldest ones beyond the budget
+    /// (never the newest, however large), and returns the handle the
+    /// broadcast carries.
+    pub(crate) fn keep(&mut self, payload: ChangePayload) -> Weak<ChangePayload> {
+        let payload = Arc::new(payload);
+        let handle = Arc::downgrade(&payload);
+        self.bytes += payload.size();
+        self.payloads.push_back(payload);
+        while self.bytes > self.budget && self.payloads.len() > 1 {
+            if let Some(oldest) = self.payloads.pop_front() {
+                self.bytes -= oldest.size();
+            }
+        }
+        metrics::gauge!(FEED_BUFFER_BYTES).set(self.bytes as f64);
+        handle
+    }
+
+    /// Bytes held.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::EncodedChange;
+
+    fn payload(token_len: usize) -> ChangePayload {
+        ChangePayload {
+            change: EncodedChange::empty_for_tests(),
+            new_articles_token: "n".repeat(token_len),
+            changes_token: String::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_payloads_within_the_budget() {
+        let mut retained = Retained::new(250);
+        let first = retained.keep(payload(100));
+        let second = retained.keep(payload(100));
+        assert_eq!(retained.bytes(), 200);
+        assert!(first.upgrade().is_some());
+        let third = retained.keep(payload(100));
+        // 300 > 250: the oldest goes.
+        assert_eq!(retained.bytes(), 200);
+        assert!(first.upgrade().is_none());
+        assert!(second.upgrade().is_some());
+        assert!(third.upgrade().is_some());
+    }
+
+    #[test]
+    fn keeps_the_newest_even_when_it_alone_is_over_the_budget() {
+        let mut retained = Retained::new(10);
+        let old = retained.keep(payload(5));
+        let large = retained.keep(payload(1_000));
+        assert!(old.upgrade().is_none());
+        assert!(large.upgrade().is_some());
+        assert_eq!(retained.bytes(), 1_000);
+    }
+
+    #[test]
+    fn a_payload_a_stream_holds_outlives_its_eviction() {
+        let mut retained = Retained::new(100);
+        let handle = retained.keep(payload(100));
+        let held = handle.upgrade();
+        retained.keep(payload(100));
+        assert!(held.is_some());
+        assert!(handle.upgrade().is_some());
+        drop(held);
+        assert!(handle.upgrade().is_none());
+    }
+}
