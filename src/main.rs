@@ -8,7 +8,7 @@ use article_service::{startup, store, telemetry};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let _log_writer = telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Serve(config) => startup::serve(config).await,
         Command::Migrate(config) => async { store::migrate(config.connect_options()?).await }.await,
