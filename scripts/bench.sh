@@ -8,6 +8,9 @@
 #   scripts/bench.sh lifecycle the change feed: a copy rebuilt from the beginning over 3 revisions
 #                              of every article, the read path against BENCH_BASE_BIN (an earlier
 #                              build), releases and withdrawals to 10,000 change streams
+#   scripts/bench.sh grpc-go   as grpc-go clients see it (GRPC_GO_LOADGEN): 10,000 streams' memory,
+#                              delivery and CPU; 1,000 stalled readers under 1 MiB articles;
+#                              GetArticle Zipf(1.1) against the ceiling, with and without call lines
 #   scripts/bench.sh pg        start the benchmark cluster only, print its DATABASE_URL
 #   scripts/bench.sh stop      stop the benchmark cluster (and anything `all` left running)
 #   scripts/bench.sh clean     stop it and delete target/bench (corpus included)
@@ -133,7 +136,11 @@ case $cmd in
         trap cleanup EXIT
         source "$PROJECT/scripts/bench-lifecycle.sh"
         ;;
+    grpc-go)
+        trap cleanup EXIT
+        source "$PROJECT/scripts/bench-grpcgo.sh"
+        ;;
     *)
-        die "unknown command $cmd (all, lifecycle, pg, stop, clean)"
+        die "unknown command $cmd (all, lifecycle, grpc-go, pg, stop, clean)"
         ;;
 esac

@@ -15,6 +15,7 @@ mod corpus;
 mod fanout;
 mod reads;
 mod soak;
+mod stalled;
 
 use std::time::Duration;
 
@@ -134,6 +135,27 @@ enum Command {
         #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
         token: String,
     },
+    /// Streams that never read (their HTTP/2 windows shut) while large
+    /// articles are published; the server's RSS and a good subscriber's
+    /// delivery latency.
+    Stalled {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, default_value_t = 1_000)]
+        streams: usize,
+        #[arg(long, default_value_t = 10)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        publishes_per_second: f64,
+        #[arg(long, default_value_t = 1024 * 1024)]
+        article_bytes: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
+        token: String,
+    },
     /// The gRPC ceiling: a bare tonic ArticleService answering GetArticle
     /// and ListArticlesByTag from memory, until interrupted.
     Ceiling {
@@ -224,6 +246,28 @@ async fn main() -> anyhow::Result<()> {
                 publishes_per_second,
                 duration: Duration::from_secs(seconds),
                 report_every: Duration::from_secs(report_seconds.max(1)),
+                server_pid,
+                token,
+            })
+            .await
+        }
+        Command::Stalled {
+            addr,
+            streams,
+            connections,
+            publishes_per_second,
+            article_bytes,
+            seconds,
+            server_pid,
+            token,
+        } => {
+            stalled::stalled(stalled::Options {
+                addr,
+                streams,
+                connections,
+                publishes_per_second,
+                article_bytes,
+                duration: Duration::from_secs(seconds),
                 server_pid,
                 token,
             })
