@@ -28,7 +28,7 @@ GRPC_ADDR ?= 127.0.0.1:50051
 METRICS_ADDR ?= 127.0.0.1:9090
 PUBLISH_TOKEN ?= dev-publish-token
 
-.PHONY: help run test deploy-check check db tools env psql stop-db clean-db
+.PHONY: help run test deploy-check contract-check check db tools env psql stop-db clean-db
 
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
@@ -36,6 +36,8 @@ help:
 	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline)'
+	echo 'make contract-check  buf breaking: proto/ against the released contract (proto-released/),'
+	echo '               and a test that the check fails for renames, renumbers and removals'
 	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service and crates/loadgen)'
 	echo 'make db        start the throwaway database and print its DATABASE_URL'
 	echo 'make tools     install grpcurl, buf, kubectl, hadolint, kubernetes-validate (target/tools)'
@@ -77,7 +79,7 @@ run:
 	echo "+ $(BIN) serve"
 	exec $(BIN) serve
 
-test: deploy-check
+test: deploy-check contract-check
 	@envs=$$($(DEV_ENV) env); eval "$$envs"
 	echo "DATABASE_URL=$$DATABASE_URL"
 	echo "+ buf lint"
@@ -121,6 +123,15 @@ deploy-check:
 	done
 	echo "+ kubernetes-validate --strict deploy/base/secret.example.yaml"
 	validate deploy/base/secret.example.yaml
+
+# The contract guard: proto/ may only add to the contract as last released (proto-released/,
+# updated at a release only). The script proves the check fails for breaking edits.
+contract-check:
+	@envs=$$($(DEV_ENV) tools); eval "$$envs"
+	echo "+ buf breaking --against proto-released"
+	"$$BUF" breaking --against proto-released
+	echo "+ tests/contract/buf_breaking_bites.sh"
+	bash tests/contract/buf_breaking_bites.sh
 
 check:
 	@echo "+ $(CARGO) fmt --all -- --check"
