@@ -36,7 +36,7 @@ PUBLISH_TOKEN ?= dev-publish-token
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
+	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build, cargo test --all-targets'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline); promtool'
 	echo '               check and test the alerting rules and the dashboard queries as rendered'
