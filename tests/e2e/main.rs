@@ -23,6 +23,7 @@ mod lifecycle;
 mod lifecycle_faults;
 mod logs;
 mod metrics;
+mod monitoring;
 mod overload;
 mod read_pool;
 mod smoke;
