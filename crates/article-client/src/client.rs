@@ -129,11 +129,7 @@ impl ArticleClient {
         &self,
         request: ListArticlesByTagRequest,
     ) -> Result<ListArticlesByTagResponse, Error> {
-        Ok(self
-            .raw()
-            .list_articles_by_tag(request)
-            .await?
-            .into_inner())
+        Ok(self.raw().list_articles_by_tag(request).await?.into_inner())
     }
 
     /// Every article of `tag`, newest first, following `next_page_token`
@@ -184,7 +180,10 @@ impl ArticleClient {
                     .await?
                     .into_inner();
                 let next = (!page.next_page_token.is_empty()).then_some(page.next_page_token);
-                Ok(Some((stream::iter(page.tags.into_iter().map(Ok::<_, Error>)), next)))
+                Ok(Some((
+                    stream::iter(page.tags.into_iter().map(Ok::<_, Error>)),
+                    next,
+                )))
             }
         })
         .try_flatten()
@@ -215,11 +214,7 @@ impl ArticleClient {
 
     /// Follows StreamNewArticles for `tags` (every tag when empty), resuming
     /// from the token in `store`: see [`Follower`].
-    pub fn follow_new<S: TokenStore>(
-        &self,
-        tags: &[&str],
-        store: S,
-    ) -> Follower<NewArticles, S> {
+    pub fn follow_new<S: TokenStore>(&self, tags: &[&str], store: S) -> Follower<NewArticles, S> {
         Follower::new(self.raw(), tags, store)
     }
 

@@ -10,8 +10,8 @@ use tonic::transport::Channel;
 use crate::error::{BoxError, Error};
 use crate::proto::article_service_client::ArticleServiceClient;
 use crate::proto::{
-    Article, ArticleChange, ArticleView, StreamArticleChangesRequest,
-    StreamArticleChangesResponse, StreamNewArticlesRequest, StreamNewArticlesResponse,
+    Article, ArticleChange, ArticleView, StreamArticleChangesRequest, StreamArticleChangesResponse,
+    StreamNewArticlesRequest, StreamNewArticlesResponse,
 };
 use crate::reconnect::Reconnect;
 use crate::token_store::TokenStore;

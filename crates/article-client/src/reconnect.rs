@@ -125,7 +125,10 @@ mod tests {
             Code::ResourceExhausted,
             Code::Aborted,
         ] {
-            assert!(Reconnect::retries(&tonic::Status::new(code, "x")), "{code:?}");
+            assert!(
+                Reconnect::retries(&tonic::Status::new(code, "x")),
+                "{code:?}"
+            );
         }
         for code in [
             Code::InvalidArgument,
@@ -137,7 +140,10 @@ mod tests {
             Code::Unknown,
             Code::DeadlineExceeded,
         ] {
-            assert!(!Reconnect::retries(&tonic::Status::new(code, "x")), "{code:?}");
+            assert!(
+                !Reconnect::retries(&tonic::Status::new(code, "x")),
+                "{code:?}"
+            );
         }
     }
 
