@@ -12,7 +12,7 @@ pub enum Error {
     /// The service answered with an error status. For a follower, only a
     /// status that [`Reconnect`](crate::Reconnect) does not retry ends up
     /// here (INVALID_ARGUMENT for a token the service rejects, for one).
-    #[error("{}: {}", .0.code(), .0.message())]
+    #[error("{:?}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     /// The [`TokenStore`](crate::TokenStore) failed to load or store a token.
     #[error("token store: {0}")]
