@@ -111,16 +111,19 @@ impl ArticleClient {
     }
 
     async fn get(&self, key: get_article_request::Key) -> Result<Article, Error> {
-        let request = self.request(GetArticleRequest {
+        let message = GetArticleRequest {
             key: Some(key),
             ..Default::default()
-        });
-        self.raw()
-            .get_article(request)
-            .await?
-            .into_inner()
-            .article
-            .ok_or(Error::MissingField("article"))
+        };
+        read_again_if_cancelled(|| {
+            let request = self.request(message.clone());
+            let mut raw = self.raw();
+            async move { raw.get_article(request).await }
+        })
+        .await?
+        .into_inner()
+        .article
+        .ok_or(Error::MissingField("article"))
     }
 
     /// One page of ListArticlesByTag, as the service answers it (with its
@@ -129,7 +132,13 @@ impl ArticleClient {
         &self,
         request: ListArticlesByTagRequest,
     ) -> Result<ListArticlesByTagResponse, Error> {
-        Ok(self.raw().list_articles_by_tag(request).await?.into_inner())
+        let response = read_again_if_cancelled(|| {
+            let mut raw = self.raw();
+            let request = request.clone();
+            async move { raw.list_articles_by_tag(request).await }
+        })
+        .await?;
+        Ok(response.into_inner())
     }
 
     /// Every article of `tag`, newest first, following `next_page_token`
@@ -167,18 +176,22 @@ impl ArticleClient {
     pub fn list_tags(&self) -> impl Stream<Item = Result<TagSummary, Error>> + use<> {
         let client = self.clone();
         stream::try_unfold(Some(String::new()), move |page_token| {
-            let mut raw = client.raw();
+            let client = client.clone();
             async move {
                 let Some(page_token) = page_token else {
                     return Ok::<_, Error>(None);
                 };
-                let page = raw
-                    .list_tags(ListTagsRequest {
-                        page_size: 0,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
+                let request = ListTagsRequest {
+                    page_size: 0,
+                    page_token,
+                };
+                let page = read_again_if_cancelled(|| {
+                    let mut raw = client.raw();
+                    let request = request.clone();
+                    async move { raw.list_tags(request).await }
+                })
+                .await?
+                .into_inner();
                 let next = (!page.next_page_token.is_empty()).then_some(page.next_page_token);
                 Ok(Some((
                     stream::iter(page.tags.into_iter().map(Ok::<_, Error>)),
@@ -222,5 +235,62 @@ impl ArticleClient {
     /// resuming from the token in `store`: see [`Follower`].
     pub fn follow_changes<S: TokenStore>(&self, tags: &[&str], store: S) -> Follower<Changes, S> {
         Follower::new(self.raw(), tags, store)
+    }
+}
+
+/// Runs a read a second time when the first failed with CANCELLED: what tonic
+/// answers for a call it had queued when a GOAWAY arrived (the server's
+/// connection age, see the README's "Connection age"), unsent. Reads are safe
+/// to repeat; writes are left to the caller.
+async fn read_again_if_cancelled<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    match call().await {
+        Err(status) if status.code() == tonic::Code::Cancelled => call().await,
+        result => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use tonic::{Code, Status};
+
+    /// Calls a read whose answers are `codes` in turn (OK: the call count).
+    async fn calls_with(codes: &[Code]) -> (Result<usize, Code>, usize) {
+        let calls = Cell::new(0);
+        let result = read_again_if_cancelled(|| {
+            let n = calls.get();
+            calls.set(n + 1);
+            let code = codes[n];
+            async move {
+                match code {
+                    Code::Ok => Ok(n + 1),
+                    code => Err(Status::new(code, "x")),
+                }
+            }
+        })
+        .await;
+        (result.map_err(|status| status.code()), calls.get())
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_is_sent_once_more_and_only_once() {
+        assert_eq!(calls_with(&[Code::Cancelled, Code::Ok]).await, (Ok(2), 2));
+        assert_eq!(
+            calls_with(&[Code::Cancelled, Code::Cancelled]).await,
+            (Err(Code::Cancelled), 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_answers_are_returned_as_they_are() {
+        assert_eq!(calls_with(&[Code::Ok]).await, (Ok(1), 1));
+        for code in [Code::Unavailable, Code::InvalidArgument, Code::NotFound] {
+            assert_eq!(calls_with(&[code]).await, (Err(code), 1));
+        }
     }
 }
