@@ -135,6 +135,13 @@ impl<S: TokenStore> Follower<Changes, S> {
 /// A handler error stops the follower without storing that event's token, so
 /// the next run starts with the same event.
 ///
+/// With no stored token the stream starts now (or, for [`Changes`] with
+/// [`from_beginning`](Follower::from_beginning), at the first change), and so
+/// does every reconnect until the first message brings a token: what is
+/// published while such a follower is not yet connected is not its to see.
+/// Seed the store (a `changes_token` from a page, say) to start from a
+/// point of your own.
+///
 /// Reconnects follow [`Reconnect`]: its statuses are retried forever with
 /// backoff, every other one ends [`run`](Self::run) with [`Error::Status`]
 /// (a token the service rejects is INVALID_ARGUMENT, never retried).
