@@ -17,16 +17,18 @@ FROM rust:1-bookworm AS builder
 WORKDIR /src
 
 # 1. Dependencies only, on placeholder sources: this layer is reused until Cargo.toml,
-#    Cargo.lock, build.rs or proto/ change. The workspace's other member (the benchmark
-#    harness's loadgen) is never built here, but cargo reads its manifest, and wants the
-#    source file it names.
+#    Cargo.lock, build.rs or proto/ change. The workspace's other members (the benchmark
+#    harness's loadgen, the Rust client) are never built here, but cargo reads their
+#    manifests, and wants the source files they name.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY crates/loadgen/Cargo.toml crates/loadgen/
+COPY crates/article-client/Cargo.toml crates/article-client/
 COPY proto/ proto/
-RUN mkdir -p src crates/loadgen/src \
+RUN mkdir -p src crates/loadgen/src crates/article-client/src \
     && echo 'fn main() {}' > src/main.rs \
     && echo '' > src/lib.rs \
     && echo 'fn main() {}' > crates/loadgen/src/main.rs \
+    && echo '' > crates/article-client/src/lib.rs \
     && cargo build --release --locked --bin article-service \
     && rm -rf src
 

@@ -36,13 +36,14 @@ PUBLISH_TOKEN ?= dev-publish-token
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build, cargo test --all-targets'
+	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build,'
+	echo '               cargo test --all-targets, and the tests and doctests of the Rust client (crates/article-client)'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline); promtool'
 	echo '               check and test the alerting rules and the dashboard queries as rendered'
 	echo 'make contract-check  buf breaking: proto/ against the released contract (proto-released/),'
 	echo '               and a test that the check fails for renames, renumbers and removals'
-	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service and crates/loadgen)'
+	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service, crates/loadgen, crates/article-client)'
 	echo 'make db        start the throwaway database and print its DATABASE_URL'
 	echo 'make tools     install grpcurl, buf, kubectl, hadolint, kubernetes-validate (target/tools)'
 	echo 'make env       print export lines for DATABASE_URL and the tools: eval "$$(make -s env)"'
@@ -92,6 +93,9 @@ test: deploy-check contract-check
 	$(CARGO) $(RELEASE_BUILD)
 	echo "+ $(CARGO) test --all-targets"
 	$(CARGO) test --all-targets
+	echo "+ $(CARGO) test -p article-client --all-targets; $(CARGO) test -p article-client --doc   (the Rust client)"
+	$(CARGO) test -p article-client --all-targets
+	$(CARGO) test -p article-client --doc
 
 # The container image and the Kubernetes manifests, offline (no Docker, no cluster).
 # kubernetes-validate --strict rejects unknown and misspelt fields; it only warns about a kind

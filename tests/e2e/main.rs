@@ -11,6 +11,7 @@ mod api_publish;
 mod api_reads;
 mod cache;
 mod changes_concurrency;
+mod client_crate;
 mod faults;
 mod feed;
 mod feed_concurrency;
