@@ -44,8 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .codec_path("crate::wire::ServerCodec")
         .extern_path(".newsroom.content.v1", "crate::proto");
     for (message, encoded) in [
-        ("StreamNewArticlesResponse", "EncodedStreamResponse"),
-        ("StreamArticleChangesResponse", "EncodedChangeResponse"),
+        ("StreamNewArticlesResponse", "Framed"),
+        ("StreamArticleChangesResponse", "Framed"),
         ("GetArticleResponse", "EncodedGetArticleResponse"),
         (
             "ListArticlesByTagResponse",

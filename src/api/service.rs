@@ -2,8 +2,10 @@
 //! trait impl that gives each call its budget and hands it to its family
 //! (`reads`, `writes`, `streams`).
 
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures::{Stream, TryStreamExt};
 use tokio::time::Instant;
 use tonic::transport::server::TlsConnectInfo;
 use tonic::{Request, Response, Status};
@@ -11,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::auth::PublishAuth;
 use super::connection_info::ConnectionInfo;
 use super::deadline;
-use super::streams::ChangeStream;
+pub use super::streams::FramedStream;
 use crate::cache::ReadCache;
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};
@@ -23,10 +25,7 @@ use crate::proto::{
     StreamNewArticlesRequest, WithdrawArticleRequest, WithdrawArticleResponse,
 };
 use crate::store::{ArticleLookups, Store, TokenKeys};
-use crate::wire::{
-    EncodedChangeResponse, EncodedGetArticleResponse, EncodedListArticlesByTagResponse,
-    EncodedStreamResponse,
-};
+use crate::wire::{EncodedGetArticleResponse, EncodedListArticlesByTagResponse, Framed};
 
 #[derive(Clone)]
 pub struct ArticleApi {
@@ -125,6 +124,39 @@ impl ArticleApi {
     }
 }
 
+/// A feed stream as the generated server sends it.
+pub type TonicStream = Pin<Box<dyn Stream<Item = Result<Framed, Status>> + Send>>;
+
+impl ArticleApi {
+    /// StreamNewArticles: the stream, set up within the call's budget.
+    pub async fn open_new_articles_stream(
+        &self,
+        request: Request<StreamNewArticlesRequest>,
+    ) -> Result<FramedStream, Status> {
+        let budget = self.budget(request.metadata());
+        let ends_at = self.stream_end(request.extensions());
+        Ok(deadline::within(
+            budget,
+            self.stream_new_articles(request.into_inner(), ends_at),
+        )
+        .await?)
+    }
+
+    /// StreamArticleChanges: the stream, set up within the call's budget.
+    pub async fn open_changes_stream(
+        &self,
+        request: Request<StreamArticleChangesRequest>,
+    ) -> Result<FramedStream, Status> {
+        let budget = self.budget(request.metadata());
+        let ends_at = self.stream_end(request.extensions());
+        Ok(deadline::within(
+            budget,
+            self.stream_article_changes(request.into_inner(), ends_at),
+        )
+        .await?)
+    }
+}
+
 /// Each call runs within its budget (`deadline`): the caller's deadline, or
 /// the request timeout (the contract's 5 s), less a margin for the answer to
 /// travel. For streams the budget bounds setting the stream up.
@@ -161,38 +193,27 @@ impl ArticleService for ArticleApi {
         Ok(Response::new(response))
     }
 
-    /// Messages of `StreamNewArticlesResponse`, each change encoded once
-    /// for every stream (`wire`).
-    type StreamNewArticlesStream = ChangeStream<EncodedStreamResponse>;
+    /// Served by `server::feed_streams`, which sends the frames as they
+    /// are; here only for the calls it leaves to tonic (a compressed
+    /// request), which copies each into its own buffer.
+    type StreamNewArticlesStream = TonicStream;
 
     async fn stream_new_articles(
         &self,
         request: Request<StreamNewArticlesRequest>,
     ) -> Result<Response<Self::StreamNewArticlesStream>, Status> {
-        let budget = self.budget(request.metadata());
-        let ends_at = self.stream_end(request.extensions());
-        let stream = deadline::within(
-            budget,
-            self.stream_new_articles(request.into_inner(), ends_at),
-        )
-        .await?;
-        Ok(Response::new(stream))
+        let stream = self.open_new_articles_stream(request).await?;
+        Ok(Response::new(Box::pin(stream.map_ok(Framed))))
     }
 
-    type StreamArticleChangesStream = ChangeStream<EncodedChangeResponse>;
+    type StreamArticleChangesStream = TonicStream;
 
     async fn stream_article_changes(
         &self,
         request: Request<StreamArticleChangesRequest>,
     ) -> Result<Response<Self::StreamArticleChangesStream>, Status> {
-        let budget = self.budget(request.metadata());
-        let ends_at = self.stream_end(request.extensions());
-        let stream = deadline::within(
-            budget,
-            self.stream_article_changes(request.into_inner(), ends_at),
-        )
-        .await?;
-        Ok(Response::new(stream))
+        let stream = self.open_changes_stream(request).await?;
+        Ok(Response::new(Box::pin(stream.map_ok(Framed))))
     }
 
     async fn publish_article(

@@ -14,12 +14,14 @@ use crate::error::{Error, Result};
 use crate::feed::{Start, StreamMessage};
 use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
 use crate::wire::{EncodedChangeResponse, EncodedStreamResponse, view_from_proto};
+use prost::bytes::Bytes;
 
 /// Tags one stream may filter on, at most.
 pub const MAX_STREAM_TAGS: usize = 100;
 
-/// A feed stream as the generated server sends it.
-pub type ChangeStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
+/// A feed stream: its messages framed for the wire (`wire::frame`), as
+/// `server::feed_streams` sends them.
+pub type FramedStream = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
 /// A stream's tag filter: each tag resolved to its slug, repeats dropped.
 fn tag_filter(tags: &[String]) -> Result<Vec<String>> {
@@ -50,7 +52,7 @@ impl ArticleApi {
         &self,
         request: StreamNewArticlesRequest,
         ends_at: Option<Instant>,
-    ) -> Result<ChangeStream<EncodedStreamResponse>> {
+    ) -> Result<FramedStream> {
         let tag_slugs = tag_filter(&request.tags)?;
         let view = view_from_proto(request.view)?;
         let start = match request.resume_token.as_str() {
@@ -68,14 +70,15 @@ impl ArticleApi {
                 .await?
             }
         };
-        self.subscribe(tag_slugs, start, view, ends_at).await
+        self.subscribe::<EncodedStreamResponse>(tag_slugs, start, view, ends_at)
+            .await
     }
 
     pub(super) async fn stream_article_changes(
         &self,
         request: StreamArticleChangesRequest,
         ends_at: Option<Instant>,
-    ) -> Result<ChangeStream<EncodedChangeResponse>> {
+    ) -> Result<FramedStream> {
         let tag_slugs = tag_filter(&request.tags)?;
         let view = view_from_proto(request.view)?;
         let start = match (request.resume_token.as_str(), request.from_beginning) {
@@ -100,7 +103,8 @@ impl ArticleApi {
                 .await?
             }
         };
-        self.subscribe(tag_slugs, start, view, ends_at).await
+        self.subscribe::<EncodedChangeResponse>(tag_slugs, start, view, ends_at)
+            .await
     }
 
     async fn subscribe<M: StreamMessage>(
@@ -109,7 +113,7 @@ impl ArticleApi {
         start: Start,
         view: crate::wire::View,
         ends_at: Option<Instant>,
-    ) -> Result<ChangeStream<M>> {
+    ) -> Result<FramedStream> {
         let subscription = self
             .feed
             .subscribe::<M>(tag_slugs, start, view)

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
-use super::{ChangePayload, Feed, FeedEvent, FeedItem, Retained};
+use super::{BroadcastTokens, ChangePayload, Feed, FeedEvent, FeedItem, Retained};
 use crate::domain::lifecycle::ChangeKind;
 use crate::domain::token::Token;
 use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
 use crate::store::{BatchLimits, ChangeFilter, Notification, Notifications};
-use crate::wire::EncodedChange;
 
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
 /// and broadcasts every change once.
@@ -139,12 +138,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
 /// Broadcasts every change written after `position`. The first successful
 /// call only learns the current head: changes written before the process
 /// started are not new to anyone subscribed to it.
-async fn catch_up(
-    feed: &Feed,
-    position: &mut Option<i64>,
-    lag: &mut Lag,
-    retained: &mut Retained,
-) {
+async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag, retained: &mut Retained) {
     let tokens = match feed.tokens.codec().await {
         Ok(tokens) => tokens,
         Err(error) => {
@@ -199,15 +193,17 @@ async fn catch_up(
         };
         forget_cached(feed, &batch.changes);
         for change in batch.changes {
-            let payload = ChangePayload {
-                change: EncodedChange::new(&change),
-                new_articles_token: tokens.seal(&Token::Resume {
-                    feed_position: change.position,
-                }),
-                changes_token: tokens.seal(&Token::Changes {
-                    position: change.position,
-                }),
-            };
+            let payload = ChangePayload::new(
+                &change,
+                &BroadcastTokens {
+                    new_articles: tokens.seal(&Token::Resume {
+                        feed_position: change.position,
+                    }),
+                    changes: tokens.seal(&Token::Changes {
+                        position: change.position,
+                    }),
+                },
+            );
             let item = FeedItem {
                 previous_position: last,
                 position: change.position,

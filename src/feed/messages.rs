@@ -2,19 +2,83 @@
 //! becomes public, StreamArticleChanges every change. Both follow the same
 //! change log and broadcast; this is all that differs.
 
+use prost::bytes::Bytes;
+
 use super::ChangePayload;
 use crate::domain::lifecycle::Change;
 use crate::domain::token::Token;
 use crate::store::ChangeFilter;
 use crate::wire::{
-    EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto, encode_article,
-    encode_change,
+    EncodedChange, EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto,
+    encode_article, encode_change, frame,
 };
 
+/// Which stream a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    NewArticles,
+    Changes,
+}
+
+/// A broadcast change's resume tokens, one for each stream.
+pub struct BroadcastTokens {
+    pub new_articles: String,
+    pub changes: String,
+}
+
+impl ChangePayload {
+    /// Frames `change` for each stream and view, once for every stream.
+    pub fn new(change: &Change, tokens: &BroadcastTokens) -> Self {
+        let encoded = EncodedChange::new(change);
+        let framed = |kind, view| match kind {
+            StreamKind::NewArticles => {
+                EncodedStreamResponse::from_broadcast(&encoded, tokens, view).map(|m| frame(&m))
+            }
+            StreamKind::Changes => {
+                EncodedChangeResponse::from_broadcast(&encoded, tokens, view).map(|m| frame(&m))
+            }
+        };
+        let frames = [
+            framed(StreamKind::NewArticles, View::Full),
+            framed(StreamKind::NewArticles, View::Basic),
+            framed(StreamKind::Changes, View::Full),
+            framed(StreamKind::Changes, View::Basic),
+        ];
+        Self { frames }
+    }
+
+    /// The framed message a stream of `kind` in `view` sends, if any.
+    pub fn frame(&self, kind: StreamKind, view: View) -> Option<Bytes> {
+        let slot = match (kind, view) {
+            (StreamKind::NewArticles, View::Full) => 0,
+            (StreamKind::NewArticles, View::Basic) => 1,
+            (StreamKind::Changes, View::Full) => 2,
+            (StreamKind::Changes, View::Basic) => 3,
+        };
+        self.frames[slot].clone()
+    }
+
+    /// A payload of `bytes` bytes, for tests of what holds payloads.
+    #[cfg(test)]
+    pub fn of_size_for_tests(bytes: usize) -> Self {
+        Self {
+            frames: [Some(Bytes::from(vec![0; bytes])), None, None, None],
+        }
+    }
+
+    /// Bytes held, for the broadcast's budget.
+    pub fn size(&self) -> usize {
+        self.frames.iter().flatten().map(Bytes::len).sum()
+    }
+}
+
 /// A stream's message type, and how it is built.
-pub trait StreamMessage: Send + 'static {
+pub trait StreamMessage: prost::Message + Send + 'static {
     /// Which changes the stream reads from the database.
     const FILTER: ChangeFilter;
+
+    /// Which of a broadcast change's frames the stream sends.
+    const KIND: StreamKind;
 
     /// The resume token of a position.
     fn token(position: i64) -> Token;
@@ -23,7 +87,7 @@ pub trait StreamMessage: Send + 'static {
     fn heartbeat(resume_token: String) -> Self;
 
     /// The message of a broadcast change, if the stream sends it.
-    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self>
+    fn from_broadcast(change: &EncodedChange, tokens: &BroadcastTokens, view: View) -> Option<Self>
     where
         Self: Sized;
 
@@ -33,6 +97,7 @@ pub trait StreamMessage: Send + 'static {
 
 impl StreamMessage for EncodedStreamResponse {
     const FILTER: ChangeFilter = ChangeFilter::NewArticles;
+    const KIND: StreamKind = StreamKind::NewArticles;
 
     fn token(position: i64) -> Token {
         Token::Resume {
@@ -47,10 +112,14 @@ impl StreamMessage for EncodedStreamResponse {
         }
     }
 
-    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self> {
+    fn from_broadcast(
+        change: &EncodedChange,
+        tokens: &BroadcastTokens,
+        view: View,
+    ) -> Option<Self> {
         Some(Self {
-            article: Some(payload.change.new_article(view)?),
-            resume_token: payload.new_articles_token.clone(),
+            article: Some(change.new_article(view)?),
+            resume_token: tokens.new_articles.clone(),
         })
     }
 
@@ -66,6 +135,7 @@ impl StreamMessage for EncodedStreamResponse {
 
 impl StreamMessage for EncodedChangeResponse {
     const FILTER: ChangeFilter = ChangeFilter::All;
+    const KIND: StreamKind = StreamKind::Changes;
 
     fn token(position: i64) -> Token {
         Token::Changes { position }
@@ -78,10 +148,14 @@ impl StreamMessage for EncodedChangeResponse {
         }
     }
 
-    fn from_broadcast(payload: &ChangePayload, view: View) -> Option<Self> {
+    fn from_broadcast(
+        change: &EncodedChange,
+        tokens: &BroadcastTokens,
+        view: View,
+    ) -> Option<Self> {
         Some(Self {
-            change: Some(payload.change.change(view)),
-            resume_token: payload.changes_token.clone(),
+            change: Some(change.change(view)),
+            resume_token: tokens.changes.clone(),
         })
     }
 

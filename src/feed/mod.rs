@@ -26,12 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::ReadCache;
 use crate::store::{BatchLimits, Store, TokenKeys};
-use crate::wire::EncodedChange;
 
 pub(crate) use retained::Retained;
 
 pub use listener::run_listener;
-pub use messages::StreamMessage;
+pub use messages::{BroadcastTokens, StreamKind, StreamMessage};
 pub use release::run_releases;
 pub use subscription::{ConnectionAge, Start, Subscription};
 
@@ -67,20 +66,11 @@ pub enum FeedEvent {
     Rewound,
 }
 
-/// A broadcast change: encoded once, in both views, with both streams'
-/// resume tokens for it.
+/// A broadcast change, framed once for each stream and view
+/// (`messages`), shared by every stream that sends it.
 #[derive(Debug)]
 pub struct ChangePayload {
-    pub change: EncodedChange,
-    pub new_articles_token: String,
-    pub changes_token: String,
-}
-
-impl ChangePayload {
-    /// Bytes held, for the broadcast's budget.
-    pub fn size(&self) -> usize {
-        self.change.size() + self.new_articles_token.len() + self.changes_token.len()
-    }
+    frames: [Option<prost::bytes::Bytes>; 4],
 }
 
 /// Tunables of the feed.

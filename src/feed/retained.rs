@@ -56,14 +56,9 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EncodedChange;
 
-    fn payload(token_len: usize) -> ChangePayload {
-        ChangePayload {
-            change: EncodedChange::empty_for_tests(),
-            new_articles_token: "n".repeat(token_len),
-            changes_token: String::new(),
-        }
+    fn payload(bytes: usize) -> ChangePayload {
+        ChangePayload::of_size_for_tests(bytes)
     }
 
     #[test]

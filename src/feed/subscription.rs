@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream};
+use prost::bytes::Bytes;
 use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Feed, FeedEvent, FeedItem, StreamMessage};
 use crate::domain::token::TokenCodec;
 use crate::error::{Error, Result};
-use crate::wire::View;
+use crate::wire::{View, frame};
 
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,10 +128,10 @@ impl<M: StreamMessage> Subscription<M> {
         }
     }
 
-    /// The stream of messages. It ends only with an error status: on
+    /// The stream of framed messages (`wire::frame`). It ends only with an error status: on
     /// shutdown, at its end (`ending_at`), or when the database is needed
     /// and cannot be reached.
-    pub fn into_stream(mut self) -> impl Stream<Item = Result<M>> + Send + 'static {
+    pub fn into_stream(mut self) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
         async_stream::stream! {
             let feed = self.feed.clone();
             // Polled at every wake-up of the stream, so for every message:
@@ -241,11 +242,12 @@ impl<M: StreamMessage> Subscription<M> {
                                     continue 'outer;
                                 };
                                 self.position = item.position;
-                                // Shares the encoded change.
-                                if let Some(message) = M::from_broadcast(&payload, self.view) {
+                                // The frame every stream of this kind and
+                                // view shares.
+                                if let Some(framed) = payload.frame(M::KIND, self.view) {
                                     drop(payload);
                                     heartbeat.reset();
-                                    yield Ok(message);
+                                    yield Ok(framed);
                                 }
                             }
                             Err(RecvError::Lagged(skipped)) => {
@@ -269,13 +271,13 @@ impl<M: StreamMessage> Subscription<M> {
 
     /// A message without an article: everything up to our position has been
     /// delivered or filtered out.
-    fn heartbeat(&self) -> M {
-        M::heartbeat(self.tokens.seal(&M::token(self.position)))
+    fn heartbeat(&self) -> Bytes {
+        frame(&M::heartbeat(self.tokens.seal(&M::token(self.position))))
     }
 
     /// One batch of matching changes after our position, up to the
     /// database's head; `true` once the head is reached.
-    async fn catch_up_batch(&mut self) -> Result<(Vec<M>, bool)> {
+    async fn catch_up_batch(&mut self) -> Result<(Vec<Bytes>, bool)> {
         let feed = &self.feed;
         // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
         // is never closed.
@@ -317,7 +319,7 @@ impl<M: StreamMessage> Subscription<M> {
             .iter()
             .map(|change| {
                 let token = self.tokens.seal(&M::token(change.position));
-                M::from_change(change, self.view, token)
+                frame(&M::from_change(change, self.view, token))
             })
             .collect();
         self.position = match (batch.more, batch.changes.last()) {

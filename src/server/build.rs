@@ -15,6 +15,7 @@ use tonic_health::pb::health_server::HealthServer;
 use super::admission::AdmissionLayer;
 use super::call_log::CallLogLayer;
 use super::connection::ServerConnection;
+use super::feed_streams::FeedStreamsLayer;
 use super::message_size::oversized_is_resource_exhausted;
 use crate::api::ArticleApi;
 use crate::config::ServeConfig;
@@ -50,6 +51,7 @@ pub fn serve(
         .map(move |accepted| accepted.map(|stream| ServerConnection::new(stream, lifetime)));
 
     let stop = CancellationToken::new();
+    let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
     let server = hardened(Server::builder(), config)?
         .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
         .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
@@ -62,12 +64,13 @@ pub fn serve(
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
+        // Innermost: the two feed streams are answered here, the rest by
+        // the services below.
+        .layer(FeedStreamsLayer::new(api.clone(), max_message_bytes))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ArticleServiceServer::new(api).max_decoding_message_size(
-            usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
-        ))
+        .add_service(ArticleServiceServer::new(api).max_decoding_message_size(max_message_bytes))
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let task = tokio::spawn(server);
     tracing::info!(grpc_addr = %addr, "article-service listening");

@@ -1,5 +1,6 @@
 //! The gRPC server around the handlers (`api`): the tower layers every call
-//! goes through (call log, load shedding, the oversized-request code), the
+//! goes through (call log, load shedding, the oversized-request code, the
+//! feed streams sent as framed), the
 //! accepted connections, TLS, health and reflection, and the accept loop.
 //! It composes `api`; `api` never imports it.
 
@@ -7,6 +8,7 @@ mod admission;
 mod build;
 mod call_log;
 mod connection;
+mod feed_streams;
 mod health;
 mod message_size;
 mod methods;

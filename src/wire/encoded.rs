@@ -121,25 +121,6 @@ impl EncodedChange {
             View::Basic => basic.clone(),
         })
     }
-
-    /// No change at all: for tests of what holds encoded changes.
-    #[cfg(test)]
-    pub fn empty_for_tests() -> Self {
-        Self {
-            change_full: Bytes::new(),
-            change_basic: Bytes::new(),
-            new_article: None,
-        }
-    }
-
-    /// Bytes held, for the broadcast's byte accounting.
-    pub fn size(&self) -> usize {
-        let new_article = self
-            .new_article
-            .as_ref()
-            .map_or(0, |(full, basic)| full.len() + basic.len());
-        self.change_full.len() + self.change_basic.len() + new_article
-    }
 }
 
 #[cfg(test)]

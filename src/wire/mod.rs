@@ -21,8 +21,10 @@
 mod codec;
 mod convert;
 mod encoded;
+mod framed;
 
 pub use codec::ServerCodec;
+pub use framed::{Framed, frame};
 
 pub use convert::{
     View, article_to_proto, change_to_proto, draft_from_proto, from_timestamp, tag_to_proto,

@@ -40,7 +40,10 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
     let endpoint = Endpoint::from_shared(format!("http://{}", options.addr))?
         .initial_stream_window_size(65_535)
         .initial_connection_window_size(64 * 1024 * 1024);
-    let rss_before = options.server_pid.and_then(rss_mib).map_or(0.0, |(_, rss)| rss);
+    let rss_before = options
+        .server_pid
+        .and_then(rss_mib)
+        .map_or(0.0, |(_, rss)| rss);
     // The stalled streams: opened, then held without reading.
     let mut held = Vec::with_capacity(options.streams);
     let mut channels = Vec::new();
@@ -57,7 +60,10 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
                 .into_inner(),
         );
     }
-    let rss_open = options.server_pid.and_then(rss_mib).map_or(0.0, |(_, rss)| rss);
+    let rss_open = options
+        .server_pid
+        .and_then(rss_mib)
+        .map_or(0.0, |(_, rss)| rss);
 
     // The good subscriber, on its own connection.
     let good_channel = Endpoint::from_shared(format!("http://{}", options.addr))?
@@ -87,8 +93,8 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
         })
     };
 
-    let mut publisher = ArticleServiceClient::new(good_channel)
-        .max_encoding_message_size(64 * 1024 * 1024);
+    let mut publisher =
+        ArticleServiceClient::new(good_channel).max_encoding_message_size(64 * 1024 * 1024);
     let run = unix_micros();
     let interval = Duration::from_secs_f64(1.0 / options.publishes_per_second.max(0.01));
     let started = Instant::now();
@@ -107,9 +113,10 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
             tags: vec!["Loadgen".into()],
             ..Default::default()
         });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", options.token).parse()?);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", options.token).parse()?,
+        );
         publisher.publish_article(request).await?;
         published += 1;
         if let Some((_, rss)) = options.server_pid.and_then(rss_mib) {
@@ -118,7 +125,10 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     good_task.abort();
-    let peak = options.server_pid.and_then(rss_mib).map_or(0.0, |(peak, _)| peak);
+    let peak = options
+        .server_pid
+        .and_then(rss_mib)
+        .map_or(0.0, |(peak, _)| peak);
     let histogram = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(

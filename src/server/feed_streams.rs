@@ -1,0 +1,236 @@
+//! StreamNewArticles and StreamArticleChanges, sent as the feed frames them.
+//!
+//! tonic encodes each message of a stream into a buffer of the call's own:
+//! for a change broadcast to 10,000 streams that is 10,000 copies, and a
+//! client that stops reading keeps its copy in the HTTP/2 send buffer (a
+//! megabyte for a large article; a thousand stalled streams held 2 GB). The
+//! feed frames each change once (`wire::frame`), so this layer answers the
+//! two streaming methods itself and hands those frames to HTTP/2 as they
+//! are: every stream sends the same bytes, and a stalled one pins the shared
+//! frame. The request is decoded, and the status sent, as tonic does;
+//! anything unusual (a compressed request, gRPC-Web) is left to tonic's own
+//! implementation of the same methods (`api::service`), which copies.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::future::Either;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::Frame;
+use prost::bytes::Bytes;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codec::Streaming;
+use tonic::metadata::MetadataMap;
+use tonic_prost::ProstDecoder;
+use tower::{Layer, Service};
+
+use crate::api::{ArticleApi, FramedStream};
+use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
+
+const NEW_ARTICLES: &str = "/newsroom.content.v1.ArticleService/StreamNewArticles";
+const CHANGES: &str = "/newsroom.content.v1.ArticleService/StreamArticleChanges";
+
+#[derive(Clone)]
+pub struct FeedStreamsLayer {
+    api: ArticleApi,
+    max_message_bytes: usize,
+}
+
+impl FeedStreamsLayer {
+    pub fn new(api: ArticleApi, max_message_bytes: usize) -> Self {
+        Self {
+            api,
+            max_message_bytes,
+        }
+    }
+}
+
+impl<S> Layer<S> for FeedStreamsLayer {
+    type Service = FeedStreams<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FeedStreams {
+            inner,
+            api: self.api.clone(),
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct FeedStreams<S> {
+    inner: S,
+    api: ArticleApi,
+    max_message_bytes: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    NewArticles,
+    Changes,
+}
+
+type Served<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+
+impl<S, ReqBody> Service<Request<ReqBody>> for FeedStreams<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<Body>>,
+    S::Error: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Served<S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let Some(method) = framed_method(&request) else {
+            return Either::Left(self.inner.call(request));
+        };
+        let api = self.api.clone();
+        let max_message_bytes = self.max_message_bytes;
+        Either::Right(Box::pin(async move {
+            Ok(serve(api, method, request, max_message_bytes).await)
+        }))
+    }
+}
+
+/// The streaming method this layer serves, if `request` is a plain gRPC
+/// call of one.
+fn framed_method<B>(request: &Request<B>) -> Option<Method> {
+    let method = match request.uri().path() {
+        NEW_ARTICLES => Method::NewArticles,
+        CHANGES => Method::Changes,
+        _ => return None,
+    };
+    let headers = request.headers();
+    let grpc = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value == "application/grpc" || value == "application/grpc+proto");
+    let uncompressed = headers
+        .get("grpc-encoding")
+        .is_none_or(|value| value == "identity");
+    (request.method() == http::Method::POST && grpc && uncompressed).then_some(method)
+}
+
+async fn serve<B>(
+    api: ArticleApi,
+    method: Method,
+    request: Request<B>,
+    max_message_bytes: usize,
+) -> Response<Body>
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    let (parts, body) = request.into_parts();
+    let metadata = MetadataMap::from_headers(parts.headers);
+    let opened = match method {
+        Method::NewArticles => {
+            match decode::<StreamNewArticlesRequest, _>(body, max_message_bytes).await {
+                Ok(message) => {
+                    api.open_new_articles_stream(tonic::Request::from_parts(
+                        metadata,
+                        parts.extensions,
+                        message,
+                    ))
+                    .await
+                }
+                Err(status) => Err(status),
+            }
+        }
+        Method::Changes => {
+            match decode::<StreamArticleChangesRequest, _>(body, max_message_bytes).await {
+                Ok(message) => {
+                    api.open_changes_stream(tonic::Request::from_parts(
+                        metadata,
+                        parts.extensions,
+                        message,
+                    ))
+                    .await
+                }
+                Err(status) => Err(status),
+            }
+        }
+    };
+    match opened {
+        Ok(stream) => {
+            let mut response = Response::new(Body::new(FramedBody {
+                stream,
+                finished: false,
+            }));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            response
+        }
+        Err(status) => status.into_http(),
+    }
+}
+
+/// The request's one message, decoded as tonic decodes it (size limit
+/// included).
+async fn decode<M, B>(body: B, max_message_bytes: usize) -> Result<M, Status>
+where
+    M: prost::Message + Default + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    let mut messages = Streaming::new_request(
+        ProstDecoder::<M>::default(),
+        body,
+        None,
+        Some(max_message_bytes),
+    );
+    messages
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("Missing request message."))
+}
+
+/// The stream's frames as the response body, then its status as trailers.
+struct FramedBody {
+    stream: FramedStream,
+    finished: bool,
+}
+
+impl http_body::Body for FramedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        let status = match ready!(self.stream.as_mut().poll_next(cx)) {
+            Some(Ok(framed)) => return Poll::Ready(Some(Ok(Frame::data(framed)))),
+            Some(Err(status)) => status,
+            None => Status::ok(""),
+        };
+        self.finished = true;
+        Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+}
+
+fn trailers(status: &Status) -> HeaderMap {
+    let mut trailers = HeaderMap::with_capacity(3);
+    if status.add_header(&mut trailers).is_err() {
+        // Only a message that cannot be a header value gets here.
+        trailers = HeaderMap::with_capacity(1);
+        trailers.insert("grpc-status", HeaderValue::from_static("13"));
+    }
+    trailers
+}
