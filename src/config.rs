@@ -151,6 +151,12 @@ pub struct ServeConfig {
     #[arg(long, env = "FEED_BATCH_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub feed_batch_bytes: u64,
 
+    /// Bytes of catch-up batches all streams together hold while sending
+    /// them; past it (streams that do not read hold it), a stream catches
+    /// up a change at a time instead of waiting.
+    #[arg(long, env = "FEED_CATCH_UP_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_catch_up_bytes: u64,
+
     /// HTTP/2 streams one connection may have open at once.
     #[arg(
         long,
@@ -263,6 +269,7 @@ impl ServeConfig {
             batch_size: self.feed_batch_size,
             buffer_bytes: usize::try_from(self.feed_buffer_bytes).unwrap_or(usize::MAX),
             batch_bytes: usize::try_from(self.feed_batch_bytes).unwrap_or(usize::MAX),
+            catch_up_bytes: usize::try_from(self.feed_catch_up_bytes).unwrap_or(usize::MAX),
             scan_window: i64::from(self.feed_batch_size) * 100,
             ..FeedSettings::default()
         }

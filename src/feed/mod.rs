@@ -87,6 +87,9 @@ pub struct FeedSettings {
     pub buffer_bytes: usize,
     /// Article body bytes per catch-up query (at least one article).
     pub batch_bytes: usize,
+    /// Bytes of catch-up batches all streams together hold while they send
+    /// them; past it, a stream catches up a change at a time.
+    pub catch_up_bytes: usize,
     /// Change positions one catch-up query scans at most, so that a stream
     /// filtering on a rare tag never asks for a scan of the whole table
     /// (which could outlast the operation timeout).
@@ -112,6 +115,7 @@ impl Default for FeedSettings {
             batch_size: 500,
             buffer_bytes: 32 * 1024 * 1024,
             batch_bytes: 1024 * 1024,
+            catch_up_bytes: 64 * 1024 * 1024,
             scan_window: 50_000,
             max_catch_ups: 8,
             safety_poll: Duration::from_secs(5),
@@ -129,6 +133,8 @@ pub struct Feed {
     sender: broadcast::Sender<Arc<FeedItem>>,
     streams: Arc<Semaphore>,
     catch_ups: Arc<Semaphore>,
+    /// `FeedSettings::catch_up_bytes`, in KiB.
+    catch_up_bytes: Arc<Semaphore>,
     /// Told by the listener what changed (`cache`).
     cache: ReadCache,
     head_reads: Arc<head::SharedHeadRead>,
@@ -149,6 +155,9 @@ impl Feed {
             tokens,
             streams: Arc::new(Semaphore::new(settings.max_streams)),
             catch_ups: Arc::new(Semaphore::new(settings.max_catch_ups.max(1))),
+            catch_up_bytes: Arc::new(Semaphore::new(
+                (settings.catch_up_bytes / 1024).min(Semaphore::MAX_PERMITS),
+            )),
             settings,
             sender,
             cache,

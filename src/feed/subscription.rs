@@ -164,7 +164,7 @@ impl<M: StreamMessage> Subscription<M> {
                         }
                         batch = Box::pin(self.catch_up_batch()) => batch,
                     };
-                    let (messages, done) = match batch {
+                    let CatchUp { messages, done, _held } = match batch {
                         Ok(batch) => batch,
                         Err(error) => {
                             tracing::debug!(%error, position = self.position, "stream cannot catch up; ending it");
@@ -276,8 +276,8 @@ impl<M: StreamMessage> Subscription<M> {
     }
 
     /// One batch of matching changes after our position, up to the
-    /// database's head; `true` once the head is reached.
-    async fn catch_up_batch(&mut self) -> Result<(Vec<Bytes>, bool)> {
+    /// database's head.
+    async fn catch_up_batch(&mut self) -> Result<CatchUp> {
         let feed = &self.feed;
         // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
         // is never closed.
@@ -297,7 +297,11 @@ impl<M: StreamMessage> Subscription<M> {
         self.known_head = Some(head);
         self.position = not_past(self.position, head);
         if head == self.position {
-            return Ok((Vec::new(), true));
+            return Ok(CatchUp {
+                messages: Vec::new(),
+                done: true,
+                _held: None,
+            });
         }
         let up_to = head.min(
             self.position
@@ -314,20 +318,57 @@ impl<M: StreamMessage> Subscription<M> {
                 feed.batch_limits(),
             )
             .await?;
-        let messages = batch
-            .changes
+        let mut changes = batch.changes;
+        let mut more = batch.more;
+        let mut messages: Vec<Bytes> = changes
             .iter()
             .map(|change| {
                 let token = self.tokens.seal(&M::token(change.position));
                 frame(&M::from_change(change, self.view, token))
             })
             .collect();
-        self.position = match (batch.more, batch.changes.last()) {
+        let held = match feed.hold_catch_up_bytes(&messages) {
+            Some(held) => Some(held),
+            // Streams that do not read hold the budget: this one goes on a
+            // change at a time, rather than waiting for them.
+            None => {
+                if messages.len() > 1 {
+                    messages.truncate(1);
+                    changes.truncate(1);
+                    more = true;
+                }
+                feed.hold_catch_up_bytes(&messages)
+            }
+        };
+        self.position = match (more, changes.last()) {
             (true, Some(last)) => last.position,
             // Every matching change up to `up_to` is in this batch.
             _ => up_to,
         };
-        Ok((messages, self.position == head))
+        Ok(CatchUp {
+            messages,
+            done: self.position == head,
+            _held: held,
+        })
+    }
+}
+
+/// A catch-up read, framed, and its share of `FEED_CATCH_UP_BYTES`, held
+/// until the stream has handed every message to the connection.
+struct CatchUp {
+    messages: Vec<Bytes>,
+    /// The head is reached.
+    done: bool,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl Feed {
+    /// Holds the catch-up budget's share for `messages`, if that much of it
+    /// is left.
+    fn hold_catch_up_bytes(&self, messages: &[Bytes]) -> Option<OwnedSemaphorePermit> {
+        let bytes: usize = messages.iter().map(Bytes::len).sum();
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        self.catch_up_bytes.clone().try_acquire_many_owned(kib).ok()
     }
 }
 
