@@ -15,6 +15,7 @@ use tonic_health::pb::health_server::HealthServer;
 use super::admission::AdmissionLayer;
 use super::call_log::CallLogLayer;
 use super::connection::ServerConnection;
+use super::grpc_web;
 use super::message_size::oversized_is_resource_exhausted;
 use crate::api::ArticleApi;
 use crate::config::ServeConfig;
@@ -54,6 +55,10 @@ pub fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
         .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
         .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+        // gRPC-Web first: every layer below sees the gRPC call it becomes.
+        .accept_http1(config.grpc_web)
+        .layer(tower::util::option_layer(grpc_web(config)?))
+        .layer(tower::util::MapResponseLayer::new(boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
         .layer(AdmissionLayer::new(
@@ -72,6 +77,36 @@ pub fn serve(
     let task = tokio::spawn(server);
     tracing::info!(grpc_addr = %addr, "article-service listening");
     Ok(Serving { task, stop })
+}
+
+/// gRPC-Web and its CORS (`GRPC_WEB`, `GRPC_WEB_ALLOWED_ORIGINS`), when on.
+fn grpc_web(
+    config: &ServeConfig,
+) -> anyhow::Result<Option<tower::layer::util::Stack<tonic_web::GrpcWebLayer, OptionCors>>> {
+    let cors = grpc_web::cors(&config.grpc_web_allowed_origins)?;
+    if !config.grpc_web {
+        anyhow::ensure!(
+            cors.is_none(),
+            "GRPC_WEB_ALLOWED_ORIGINS is set but GRPC_WEB is off: set GRPC_WEB=true to serve gRPC-Web"
+        );
+        return Ok(None);
+    }
+    Ok(Some(tower::layer::util::Stack::new(
+        tonic_web::GrpcWebLayer::new(),
+        tower::util::option_layer(cors),
+    )))
+}
+
+type OptionCors = tower::util::Either<tower_http::cors::CorsLayer, tower::layer::util::Identity>;
+
+/// One body type whether or not gRPC-Web is on (its layer answers with
+/// tonic's `Body`).
+fn boxed_body<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    response.map(tonic::body::Body::new)
 }
 
 /// The server's limits (`REQUEST_TIMEOUT_MS`, `MAX_CONNECTION_AGE`) and TLS

@@ -7,6 +7,7 @@ mod admission;
 mod build;
 mod call_log;
 mod connection;
+mod grpc_web;
 mod health;
 mod message_size;
 mod methods;
