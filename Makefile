@@ -33,7 +33,8 @@ PUBLISH_TOKEN ?= dev-publish-token
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      deploy-check, database and tools up, buf lint, release build, cargo test --all-targets'
+	echo 'make test      deploy-check, database and tools up, buf lint, release build, the example consumers'
+	echo '               (scripts/interop-clients.sh), cargo test --all-targets'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline)'
 	echo 'make check     cargo fmt --check and cargo clippy -D warnings (the service and crates/loadgen)'
@@ -84,6 +85,8 @@ test: deploy-check
 	"$$BUF" lint
 	echo "+ $(CARGO) $(RELEASE_BUILD)   (the container image's binary)"
 	$(CARGO) $(RELEASE_BUILD)
+	echo "+ bash scripts/interop-clients.sh   (the Go, Python and TypeScript consumers and the gRPC-Web client)"
+	bash scripts/interop-clients.sh
 	echo "+ $(CARGO) test --all-targets"
 	$(CARGO) test --all-targets
 
