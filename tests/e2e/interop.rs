@@ -40,6 +40,11 @@ async fn the_rust_client_prints_every_article_once_in_order() {
         );
         return;
     }
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p article-client --examples",
+        bin.display()
+    );
     follow_through_restarts("rust", bin).await;
 }
 
