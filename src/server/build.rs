@@ -57,8 +57,8 @@ pub fn serve(
         .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
         // gRPC-Web first: every layer below sees the gRPC call it becomes.
         .accept_http1(config.grpc_web)
-        .layer(tower::util::option_layer(grpc_web(config)?))
-        .layer(tower::util::MapResponseLayer::new(boxed_body))
+        .layer(tower::util::option_layer(grpc_web::layer(config)?))
+        .layer(tower::util::MapResponseLayer::new(grpc_web::boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
         .layer(AdmissionLayer::new(
@@ -77,36 +77,6 @@ pub fn serve(
     let task = tokio::spawn(server);
     tracing::info!(grpc_addr = %addr, "article-service listening");
     Ok(Serving { task, stop })
-}
-
-/// gRPC-Web and its CORS (`GRPC_WEB`, `GRPC_WEB_ALLOWED_ORIGINS`), when on.
-fn grpc_web(
-    config: &ServeConfig,
-) -> anyhow::Result<Option<tower::layer::util::Stack<tonic_web::GrpcWebLayer, OptionCors>>> {
-    let cors = grpc_web::cors(&config.grpc_web_allowed_origins)?;
-    if !config.grpc_web {
-        anyhow::ensure!(
-            cors.is_none(),
-            "GRPC_WEB_ALLOWED_ORIGINS is set but GRPC_WEB is off: set GRPC_WEB=true to serve gRPC-Web"
-        );
-        return Ok(None);
-    }
-    Ok(Some(tower::layer::util::Stack::new(
-        tonic_web::GrpcWebLayer::new(),
-        tower::util::option_layer(cors),
-    )))
-}
-
-type OptionCors = tower::util::Either<tower_http::cors::CorsLayer, tower::layer::util::Identity>;
-
-/// One body type whether or not gRPC-Web is on (its layer answers with
-/// tonic's `Body`).
-fn boxed_body<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
-where
-    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError>,
-{
-    response.map(tonic::body::Body::new)
 }
 
 /// The server's limits (`REQUEST_TIMEOUT_MS`, `MAX_CONNECTION_AGE`) and TLS

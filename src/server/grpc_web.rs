@@ -7,7 +7,12 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
+use tonic_web::GrpcWebLayer;
+use tower::layer::util::{Identity, Stack};
+use tower::util::Either;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::ServeConfig;
 
 /// How long a browser may cache a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -34,9 +39,40 @@ const EXPOSED_HEADERS: [&str; 4] = [
     "x-request-id",
 ];
 
+/// gRPC-Web and its CORS (`GRPC_WEB`, `GRPC_WEB_ALLOWED_ORIGINS`), when on.
+pub(super) fn layer(
+    config: &ServeConfig,
+) -> anyhow::Result<Option<Stack<GrpcWebLayer, OptionCors>>> {
+    let cors = cors(&config.grpc_web_allowed_origins)?;
+    if !config.grpc_web {
+        anyhow::ensure!(
+            cors.is_none(),
+            "GRPC_WEB_ALLOWED_ORIGINS is set but GRPC_WEB is off: set GRPC_WEB=true to serve gRPC-Web"
+        );
+        return Ok(None);
+    }
+    // CORS outside: it answers preflights (OPTIONS) itself.
+    Ok(Some(Stack::new(
+        GrpcWebLayer::new(),
+        tower::util::option_layer(cors),
+    )))
+}
+
+type OptionCors = Either<CorsLayer, Identity>;
+
+/// One body type whether or not gRPC-Web is on (its layer answers with
+/// tonic's `Body`).
+pub(super) fn boxed_body<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    response.map(tonic::body::Body::new)
+}
+
 /// The CORS layer for `GRPC_WEB_ALLOWED_ORIGINS`; `None` when no origin is
 /// allowed (a browser then calls only from the server's own origin).
-pub(super) fn cors(allowed_origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+fn cors(allowed_origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     let origins: Vec<&str> = allowed_origins
         .iter()
         .map(|origin| origin.trim())
