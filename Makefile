@@ -36,8 +36,9 @@ PUBLISH_TOKEN ?= dev-publish-token
 help:
 	@echo 'make run       database up, release build, migrate, import the sample article,'
 	echo '               print grpcurl commands, then serve on $(GRPC_ADDR) (metrics $(METRICS_ADDR))'
-	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build,'
-	echo '               cargo test --all-targets, and the tests and doctests of the Rust client (crates/article-client)'
+	echo 'make test      deploy-check, contract-check, database and tools up, buf lint, release build, the example'
+	echo '               consumers (scripts/interop-clients.sh and the Rust one), cargo test --all-targets, and the'
+	echo '               tests and doctests of the Rust client (crates/article-client)'
 	echo 'make deploy-check  hadolint the Dockerfile; render deploy/ with kubectl kustomize and'
 	echo '               validate it against Kubernetes $(K8S_VERSIONS) schemas (offline); promtool'
 	echo '               check and test the alerting rules and the dashboard queries as rendered'
@@ -91,6 +92,10 @@ test: deploy-check contract-check
 	"$$BUF" lint
 	echo "+ $(CARGO) $(RELEASE_BUILD)   (the container image's binary)"
 	$(CARGO) $(RELEASE_BUILD)
+	echo "+ bash scripts/interop-clients.sh   (the Go, Python and TypeScript consumers and the gRPC-Web client)"
+	bash scripts/interop-clients.sh
+	echo "+ $(CARGO) build -p article-client --examples   (the Rust consumer of the interoperability test)"
+	$(CARGO) build -p article-client --examples
 	echo "+ $(CARGO) test --all-targets"
 	$(CARGO) test --all-targets
 	echo "+ $(CARGO) test -p article-client --all-targets; $(CARGO) test -p article-client --doc   (the Rust client)"

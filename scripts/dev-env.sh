@@ -9,6 +9,7 @@
 #   scripts/dev-env.sh status   say where the throwaway cluster lives and whether it runs
 #   scripts/dev-env.sh psql     open psql on the database
 #   scripts/dev-env.sh stop     stop the throwaway cluster
+#   scripts/dev-env.sh apt-install PKG...   install Debian packages (as root or with sudo)
 #   scripts/dev-env.sh clean    stop it and delete its files
 #   . scripts/dev-env.sh        (sourced) export DATABASE_URL and the tools' variables into this shell
 #
@@ -479,6 +480,10 @@ case $cmd in
                 fi
                 ;;
         esac
+        ;;
+    apt-install)
+        shift
+        apt_install "$@" || die "could not install $* with apt-get (need root or passwordless sudo; log: $LOG)"
         ;;
     -h | --help | help)
         sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"

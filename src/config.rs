@@ -208,6 +208,17 @@ pub struct ServeConfig {
     #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve gRPC-Web (over HTTP/1.1 and HTTP/2) on the gRPC port beside
+    /// gRPC, for browsers. Off: HTTP/2 gRPC only.
+    #[arg(long, env = "GRPC_WEB", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub grpc_web: bool,
+
+    /// Origins whose pages may call over gRPC-Web (CORS), comma-separated,
+    /// e.g. https://live.example.com; "*": any. Empty: no CORS headers, so
+    /// browsers call only from the server's own origin. Needs GRPC_WEB.
+    #[arg(long, env = "GRPC_WEB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub grpc_web_allowed_origins: Vec<String>,
+
     /// Bytes of encoded articles and first pages of tags the read cache
     /// keeps, at most (three quarters articles, a quarter pages); 0 turns
     /// it off.

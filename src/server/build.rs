@@ -16,6 +16,7 @@ use super::admission::AdmissionLayer;
 use super::call_log::CallLogLayer;
 use super::connection::ServerConnection;
 use super::feed_streams::FeedStreamsLayer;
+use super::grpc_web;
 use super::message_size::oversized_is_resource_exhausted;
 use crate::api::ArticleApi;
 use crate::config::ServeConfig;
@@ -56,6 +57,10 @@ pub fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(config.http2_keepalive_interval)))
         .http2_keepalive_timeout(Some(Duration::from_secs(config.http2_keepalive_timeout)))
         .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+        // gRPC-Web first: every layer below sees the gRPC call it becomes.
+        .accept_http1(config.grpc_web)
+        .layer(tower::util::option_layer(grpc_web::layer(config)?))
+        .layer(tower::util::MapResponseLayer::new(grpc_web::boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
         .layer(AdmissionLayer::new(

@@ -9,6 +9,7 @@ mod build;
 mod call_log;
 mod connection;
 mod feed_streams;
+mod grpc_web;
 mod health;
 mod message_size;
 mod methods;

@@ -7,6 +7,7 @@ pub mod change_copy;
 pub mod observe;
 pub mod pg_cluster;
 pub mod proxy;
+pub mod service_proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
