@@ -30,4 +30,5 @@ mod monitoring;
 mod overload;
 mod read_pool;
 mod smoke;
+mod stalled_streams;
 mod telemetry;

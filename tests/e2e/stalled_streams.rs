@@ -1,0 +1,198 @@
+//! Streams whose clients stop reading, under large articles: what the
+//! server holds for them stays within its byte budgets however much is
+//! published, and consumers on other connections keep being served.
+//!
+//! Each test's attack is the issue's, scaled to finish in seconds: articles
+//! of 900 KB, streams with 64 KiB HTTP/2 windows (grpc-go's default) that
+//! are opened and never read. The bounds are the configured budgets plus a
+//! stated margin for the allocator and the articles in transit; before the
+//! budgets, the same attacks grew the server by the article count times the
+//! article size (copies held per stream, a broadcast ring pinned whole, a
+//! catch-up batch of 500 articles per stream).
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use article_service::proto::article_service_client::ArticleServiceClient;
+use article_service::proto::{StreamNewArticlesRequest, StreamNewArticlesResponse};
+use tonic::Streaming;
+use tonic::transport::{Channel, Endpoint};
+
+const ARTICLE_BYTES: usize = 900_000;
+const MIB: u64 = 1024;
+
+fn large_article(title: &str) -> article_service::proto::PublishArticleRequest {
+    let mut request = article(title, &["Large"]);
+    request.body = "x".repeat(ARTICLE_BYTES);
+    request
+}
+
+/// A connection with grpc-go's default stream window, and a client on it
+/// that accepts the large articles.
+async fn small_window_client(server: &TestServer) -> ArticleServiceClient<Channel> {
+    let channel = Endpoint::from_shared(server.endpoint())
+        .expect("endpoint")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(64 * 1024 * 1024)
+        .connect()
+        .await
+        .expect("connect");
+    ArticleServiceClient::new(channel).max_decoding_message_size(4 * 1024 * 1024)
+}
+
+/// Opens `count` streams over `connections` connections and returns them
+/// unread.
+async fn stalled_streams(
+    server: &TestServer,
+    count: usize,
+    connections: usize,
+    resume_token: &str,
+) -> Vec<Streaming<StreamNewArticlesResponse>> {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(small_window_client(server).await);
+    }
+    let mut streams = Vec::new();
+    for n in 0..count {
+        let client = &mut clients[n % connections];
+        streams.push(
+            client
+                .stream_new_articles(StreamNewArticlesRequest {
+                    resume_token: resume_token.to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .expect("open a stream")
+                .into_inner(),
+        );
+    }
+    streams
+}
+
+/// Publishes `count` large articles, checking that `reader` receives each
+/// within 5 s; returns the highest RSS seen.
+async fn publish_large_articles(
+    server: &TestServer,
+    publisher: &mut ArticleServiceClient<Channel>,
+    reader: &mut Streaming<StreamNewArticlesResponse>,
+    names: std::ops::Range<usize>,
+) -> u64 {
+    let mut highest = server.rss_kib();
+    for n in names {
+        let slug = publish(publisher, large_article(&format!("Large {n}")))
+            .await
+            .article
+            .expect("an article")
+            .slug;
+        let sent = Instant::now();
+        let received = tokio::time::timeout(WAIT, reader.message())
+            .await
+            .expect("the reading consumer gets each article in time")
+            .expect("the stream goes on")
+            .expect("a message");
+        assert_eq!(received.article.map(|article| article.slug), Some(slug));
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the reading consumer waited {:?} for article {n}",
+            sent.elapsed()
+        );
+        highest = highest.max(server.rss_kib());
+    }
+    highest
+}
+
+#[tokio::test]
+async fn streams_that_never_read_hold_no_more_than_the_broadcast_budget() {
+    // A broadcast budget of 4 MiB: four or five articles.
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await).env("FEED_BUFFER_BYTES", "4194304"),
+    )
+    .await;
+    let mut publisher = small_window_client(&server).await;
+    // A reading consumer on a connection of its own.
+    let mut reader = server
+        .client()
+        .await
+        .max_decoding_message_size(4 * 1024 * 1024)
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await
+        .expect("reader")
+        .into_inner();
+    // The reference: what publishing 30 large articles costs the process
+    // by itself (the allocator keeps much of what the writes freed).
+    let before = server.rss_kib();
+    let reference = publish_large_articles(&server, &mut publisher, &mut reader, 0..30).await;
+
+    // The same again, with 50 streams that never read.
+    let _stalled = stalled_streams(&server, 50, 5, "").await;
+    let attacked = publish_large_articles(&server, &mut publisher, &mut reader, 30..60).await;
+
+    // 27 MB more published to streams that hold it all unless bounded. The
+    // bound beyond the reference: the broadcast budget (4 MiB), the one
+    // article the stalled streams' HTTP/2 streams buffered (one shared
+    // frame), the streams themselves, and 8 MiB for the allocator.
+    let grown = attacked.saturating_sub(reference);
+    assert!(
+        grown < 16 * MIB,
+        "RSS grew {grown} KiB beyond the reference ({before} -> {reference} KiB) while 30 articles of 900 KB went to 50 stalled streams"
+    );
+}
+
+#[tokio::test]
+async fn streams_resuming_from_an_old_token_that_never_read_hold_a_bounded_amount() {
+    let server = TestServer::start().await;
+    let mut publisher = small_window_client(&server).await;
+    // A token from before 40 large articles.
+    let mut first = server
+        .client()
+        .await
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await
+        .expect("a stream")
+        .into_inner();
+    publish(&mut publisher, article("Before", &["Large"])).await;
+    let token = tokio::time::timeout(WAIT, first.message())
+        .await
+        .expect("the first article")
+        .expect("the stream goes on")
+        .expect("a message")
+        .resume_token;
+    drop(first);
+    for n in 0..40 {
+        publish(&mut publisher, large_article(&format!("Old large {n}"))).await;
+    }
+    let before = server.rss_kib();
+
+    let _stalled = stalled_streams(&server, 6, 2, &token).await;
+    // Let them catch up as far as they can.
+    let mut highest = before;
+    let settle = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < settle {
+        highest = highest.max(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A good client on another connection is served meanwhile.
+    let mut good = server.client().await;
+    let started = Instant::now();
+    let found = good
+        .get_article(article_service::proto::GetArticleRequest {
+            key: Some(article_service::proto::get_article_request::Key::Slug(
+                "no-such-article".into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an unknown slug");
+    assert_eq!(found.code(), tonic::Code::NotFound);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    highest = highest.max(server.rss_kib());
+
+    // 36 MB stored after the token. The bound: each stream's catch-up read
+    // (FEED_BATCH_BYTES, 1 MiB: two of these articles) and the article its
+    // HTTP/2 stream buffered, 6 x 3 MB, and 20 MiB for the allocator.
+    let grown = highest.saturating_sub(before);
+    assert!(
+        grown < 40 * MIB,
+        "RSS grew {grown} KiB from {before} KiB for 6 stalled streams resuming before 40 articles of 900 KB"
+    );
+}
