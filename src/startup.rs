@@ -176,6 +176,12 @@ async fn drain(
 
 /// Serves with the given configuration until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Each connection is a descriptor; the soft limit (often 1024) would
+    // refuse clients long before memory or CPU run out.
+    match crate::server::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let application = Application::bind(config).await?;
     application.run_until(shutdown_signal()).await
 }

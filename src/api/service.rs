@@ -97,7 +97,7 @@ impl ArticleApi {
     }
 
     /// How long the call with this metadata may take.
-    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
+    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> deadline::Budget {
         deadline::budget(metadata, self.request_timeout)
     }
 

@@ -142,18 +142,25 @@ pub fn to_storage_precision(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// The slug PublishArticle derives when none is given:
-/// `YYYY-MM-DD-<title slug>`, cut at the last '-' within 120 characters.
-pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> String {
+/// `YYYY-MM-DD-<title slug>`, the title's slug cut at its last '-' that keeps
+/// the whole within 120 characters, or, when that would leave none of it (a
+/// very long first word), at the character that does. `None` for a title with
+/// no letter or digit: the date alone would let unrelated headlines of one
+/// day overwrite each other.
+pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> Option<String> {
+    let title_slug = slugify(title);
+    if title_slug.is_empty() {
+        return None;
+    }
     let date = published_at.to_offset(UtcOffset::UTC).date();
-    let full = format!(
-        "{:04}-{:02}-{:02}-{}",
+    let prefix = format!(
+        "{:04}-{:02}-{:02}-",
         date.year(),
         u8::from(date.month()),
         date.day(),
-        slugify(title)
     );
-    let full = full.trim_end_matches('-');
-    truncate_at_dash(full, MAX_ARTICLE_SLUG_CHARS).to_owned()
+    let room = MAX_ARTICLE_SLUG_CHARS.saturating_sub(prefix.chars().count());
+    Some(format!("{prefix}{}", truncate_at_dash(&title_slug, room)))
 }
 
 /// Applies every PublishArticle rule to a draft. `now` is the time of the
@@ -243,14 +250,27 @@ pub fn validate(
     }
 
     let published_at = draft.published_at.map(to_storage_precision);
-    if !violations.is_empty() {
-        return Err(violations);
-    }
-
     let slug = if draft.slug.is_empty() {
         derive_slug(&draft.title, published_at.unwrap_or(now))
     } else {
-        draft.slug
+        Some(draft.slug)
+    };
+    let slug = match slug {
+        Some(slug) if violations.is_empty() => slug,
+        Some(_) => return Err(violations),
+        None => {
+            // A blank title is already reported as required.
+            if !violations
+                .iter()
+                .any(|violation| violation.field == "title")
+            {
+                violations.push(FieldViolation::new(
+                    "title",
+                    "title has no letter or digit to derive a slug from: give a slug",
+                ));
+            }
+            return Err(violations);
+        }
     };
     Ok(ValidArticle {
         slug,
@@ -374,15 +394,16 @@ mod tests {
         assert!(valid.slug.starts_with("2019-12-31-word-word"));
         assert!(valid.slug.ends_with("-word"));
         let title_without_letters = "!!!".to_owned();
-        let valid = validate(
+        let with_slug = validate(
             ArticleDraft {
-                title: title_without_letters,
+                title: title_without_letters.clone(),
+                slug: "given".into(),
                 ..draft()
             },
             OffsetDateTime::UNIX_EPOCH,
         )
         .unwrap();
-        assert_eq!(valid.slug, "2019-12-31");
+        assert_eq!(with_slug.slug, "given");
 
         let at = datetime!(2019-12-31 10:30 UTC);
         for (title, title_slug) in [
@@ -399,13 +420,55 @@ mod tests {
                 "{title:?}"
             );
         }
-        // A word too long to fit: the last '-' within 120 characters is the
-        // one after the date.
-        assert_eq!(derive_slug(&"x".repeat(200), at), "2019-12-31");
+        // A first word too long to fit is cut at the 120th character.
+        let long_word = derive_slug(&"x".repeat(200), at).unwrap();
+        assert_eq!(long_word, format!("2019-12-31-{}", "x".repeat(109)));
         assert_eq!(
-            derive_slug("!!! ???", datetime!(2020-02-29 0:00 UTC)),
-            "2020-02-29"
+            derive_slug(&format!("{} short", "t".repeat(500)), at),
+            Some(format!("2019-12-31-{}", "t".repeat(109)))
         );
+        assert_eq!(
+            derive_slug(&"é".repeat(300), at),
+            Some(format!("2019-12-31-{}", "é".repeat(109)))
+        );
+        // No letter or digit: nothing to derive.
+        assert_eq!(derive_slug("!!! ???", datetime!(2020-02-29 0:00 UTC)), None);
+        assert_eq!(derive_slug("😀😀😀😀😀", at), None);
+        assert_eq!(derive_slug("\u{200f} \u{200e}  ", at), None);
+    }
+
+    #[test]
+    fn a_title_with_no_letter_or_digit_needs_a_slug() {
+        for title in ["😀😀😀😀😀", "\u{200f}  \u{200e} ", "!!! ???"] {
+            let violations = validate(
+                ArticleDraft {
+                    title: title.into(),
+                    ..draft()
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap_err();
+            assert_eq!(
+                violations,
+                [FieldViolation::new(
+                    "title",
+                    "title has no letter or digit to derive a slug from: give a slug"
+                )],
+                "{title:?}"
+            );
+        }
+        // Other violations are reported with it, and a blank title once.
+        let violations = validate(
+            ArticleDraft {
+                title: "   ".into(),
+                body: String::new(),
+                ..draft()
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = violations.iter().map(|violation| violation.field).collect();
+        assert_eq!(fields, ["title", "body"]);
     }
 
     #[test]

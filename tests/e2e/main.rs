@@ -17,6 +17,7 @@ mod feed_concurrency;
 mod feed_faults;
 mod grpcurl;
 mod hardening;
+mod hostile_clients;
 mod hostile_input;
 mod import_cli;
 mod lifecycle;
