@@ -89,7 +89,7 @@ pub async fn within<T>(budget: Budget, call: impl Future<Output = Result<T>>) ->
             Err(if budget.set_by_caller {
                 Error::DeadlineExceeded("the call's deadline expired before it was done".into())
             } else {
-                Error::Unavailable("the database did not answer within the call's time".into())
+                Error::Unavailable("the database did not answer within the call's deadline".into())
             })
         })
 }
