@@ -250,6 +250,12 @@ pub struct ServeConfig {
     #[arg(long, env = "RESPONSE_STALL_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub response_stall_timeout: u64,
 
+    /// Bytes of article text one ListArticlesByTag page holds, at most: a
+    /// page of large articles holds fewer than page_size (always at least
+    /// one), and its next_page_token continues after the last one it holds.
+    #[arg(long, env = "MAX_PAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_page_bytes: u64,
+
     /// Compression of responses to clients that accept it: none or gzip.
     /// Requests compressed with gzip are always accepted.
     #[arg(long, env = "RESPONSE_COMPRESSION", value_enum, default_value_t = ResponseCompression::None)]

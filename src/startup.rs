@@ -136,6 +136,7 @@ impl Parts {
             self.cache,
         )
         .with_request_timeout(config.request_timeout())
+        .with_max_page_bytes(usize::try_from(config.max_page_bytes).unwrap_or(usize::MAX))
         .with_connection_age(config.connection_age())
     }
 }
