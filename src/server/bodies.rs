@@ -210,3 +210,80 @@ where
         SizeHint::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    fn answer(bytes: usize) -> impl Body<Data = Bytes, Error = tonic::Status> + Unpin {
+        Full::new(Bytes::from(vec![7u8; bytes])).map_err(|never| match never {})
+    }
+
+    fn budget(
+        connection: &Arc<AtomicUsize>,
+        limit: usize,
+        progress: &Arc<AtomicU64>,
+    ) -> ByteBudget {
+        ByteBudget {
+            connection: connection.clone(),
+            connection_limit: limit,
+            instance: Arc::default(),
+            instance_limit: usize::MAX,
+            progress: progress.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_goes_out_in_pieces_and_counts_until_the_last() {
+        let connection = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let mut held = Held::new(
+            answer(40 * 1024),
+            Vec::new(),
+            Some(budget(&connection, 64 * 1024, &progress)),
+        );
+        let mut pieces = Vec::new();
+        while let Some(frame) = held.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            pieces.push(data.len());
+            assert_eq!(connection.load(Ordering::Acquire), 40 * 1024);
+        }
+        assert_eq!(pieces, [16 * 1024, 16 * 1024, 8 * 1024]);
+        assert_eq!(progress.load(Ordering::Acquire), 3);
+        drop(held);
+        assert_eq!(connection.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_budget_while_another_waits_is_refused() {
+        let connection = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let waiting = Slot::take(&connection, 10, 20).unwrap();
+        let mut held = Held::new(
+            answer(11),
+            Vec::new(),
+            Some(budget(&connection, 20, &progress)),
+        );
+        let trailers = held
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_trailers()
+            .unwrap();
+        assert_eq!(trailers["grpc-status"], "8");
+        assert!(held.frame().await.is_none());
+        assert_eq!(connection.load(Ordering::Acquire), 10);
+        assert_eq!(progress.load(Ordering::Acquire), 0);
+        drop(waiting);
+        // Alone, an answer larger than the whole budget still goes out.
+        let mut alone = Held::new(
+            answer(30),
+            Vec::new(),
+            Some(budget(&connection, 20, &progress)),
+        );
+        let data = alone.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data.len(), 30);
+    }
+}
