@@ -11,6 +11,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::cache::CacheSettings;
 use crate::feed::{ConnectionAge, FeedSettings};
+use crate::server::{ConnectionTimeouts, Limits};
 use crate::store::PoolSettings;
 
 #[derive(Debug, Parser)]
@@ -231,6 +232,69 @@ pub struct ServeConfig {
     /// unnoticed.
     #[arg(long, env = "CACHE_TTL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub cache_ttl: u64,
+
+    /// Unary calls in flight on one client connection, at most (a call whose
+    /// request message has not arrived yet counts); more get
+    /// RESOURCE_EXHAUSTED. Keep it below MAX_INFLIGHT_CALLS, so that one
+    /// connection cannot take every slot.
+    #[arg(long, env = "MAX_CALLS_PER_CONNECTION", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_calls_per_connection: u64,
+
+    /// Streams (both feed streams, health Watch, reflection) open on one
+    /// client connection, at most; more get RESOURCE_EXHAUSTED. Every stream
+    /// also counts against MAX_STREAMS.
+    #[arg(long, env = "MAX_STREAMS_PER_CONNECTION", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_streams_per_connection: u64,
+
+    /// Milliseconds a call's request message may take to start arriving
+    /// after its headers; later, the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, env = "REQUEST_MESSAGE_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub request_message_timeout_ms: u64,
+
+    /// Bytes of unary responses not yet written to one client connection,
+    /// at most: a response that would go past it (while another waits) is
+    /// answered RESOURCE_EXHAUSTED instead. One response is always allowed.
+    #[arg(long, env = "MAX_UNSENT_BYTES_PER_CONNECTION", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unsent_bytes_per_connection: u64,
+
+    /// Bytes of unary responses not yet written to all clients, at most;
+    /// as MAX_UNSENT_BYTES_PER_CONNECTION.
+    #[arg(long, env = "MAX_UNSENT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unsent_bytes: u64,
+
+    /// Milliseconds a new connection has to send the HTTP/2 preface before
+    /// it is closed.
+    #[arg(long, env = "HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub handshake_timeout_ms: u64,
+
+    /// Seconds a connection may hold no call before it is closed (checked
+    /// once per period, so it closes within twice this); 0: never.
+    #[arg(long, env = "CONNECTION_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub connection_idle_timeout: u64,
+
+    /// Seconds a connection may hold unary responses that make no progress
+    /// (the client's window stays shut), or have its socket take no byte
+    /// (the client does not read), before it is closed: its calls end with
+    /// an error. Checked once per period; 0: never.
+    #[arg(long, env = "RESPONSE_STALL_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub response_stall_timeout: u64,
+
+    /// Bytes of article text one ListArticlesByTag page holds, at most: a
+    /// page of large articles holds fewer than page_size (always at least
+    /// one), and its next_page_token continues after the last one it holds.
+    #[arg(long, env = "MAX_PAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_page_bytes: u64,
+
+    /// Compression of responses to clients that accept it: none or gzip.
+    /// Requests compressed with gzip are always accepted.
+    #[arg(long, env = "RESPONSE_COMPRESSION", value_enum, default_value_t = ResponseCompression::None)]
+    pub response_compression: ResponseCompression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResponseCompression {
+    None,
+    Gzip,
 }
 
 /// Every setting `serve` takes from the configuration, built here and only
@@ -297,6 +361,32 @@ impl ServeConfig {
             age: Duration::from_secs(self.max_connection_age),
             grace: Duration::from_secs(self.max_connection_age_grace),
         })
+    }
+
+    /// What admission allows per instance and per connection.
+    pub fn limits(&self) -> Limits {
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        Limits {
+            inflight_calls: size(self.max_inflight_calls),
+            calls_per_connection: size(self.max_calls_per_connection),
+            streams: self.max_streams,
+            streams_per_connection: size(self.max_streams_per_connection),
+            unsent_bytes: size(self.max_unsent_bytes),
+            unsent_bytes_per_connection: size(self.max_unsent_bytes_per_connection),
+            request_message_timeout: Duration::from_millis(self.request_message_timeout_ms),
+        }
+    }
+
+    /// When a connection is closed for its age, its silence or its idleness.
+    pub fn connection_timeouts(&self) -> ConnectionTimeouts {
+        ConnectionTimeouts {
+            lifetime: self.connection_lifetime(),
+            handshake: Duration::from_millis(self.handshake_timeout_ms),
+            idle: (self.connection_idle_timeout > 0)
+                .then(|| Duration::from_secs(self.connection_idle_timeout)),
+            stall: (self.response_stall_timeout > 0)
+                .then(|| Duration::from_secs(self.response_stall_timeout)),
+        }
     }
 
     /// When a connection is closed whatever still runs on it: past the age,

@@ -25,6 +25,9 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The caller's own deadline ran out before the call was done.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
     /// The database (or the server itself, while shutting down) cannot serve
     /// the call now; retrying later is safe.
     #[error("unavailable: {0}")]

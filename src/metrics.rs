@@ -55,6 +55,8 @@ pub const RELEASES_PENDING: &str = "article_releases_pending";
 pub const WITHDRAWALS: &str = "article_withdrawals_total";
 pub const FEED_BUFFER_BYTES: &str = "article_feed_buffer_bytes";
 pub const SERVING: &str = "article_serving";
+pub const ACCEPT_ERRORS: &str = "article_accept_errors_total";
+pub const CONNECTIONS_TIMED_OUT: &str = "article_connections_timed_out_total";
 
 /// Latency buckets, in seconds: sub-millisecond reads to multi-second
 /// timeouts.
@@ -99,6 +101,15 @@ fn describe() {
         "Bytes of encoded changes the live broadcast holds for streams (at most FEED_BUFFER_BYTES, or the newest change alone)."
     );
     describe_counter!(CALLS, "gRPC calls finished, by method and status code.");
+    describe_counter!(
+        ACCEPT_ERRORS,
+        "Failed accepts of client connections, by reason (descriptors: the process or system is \
+         out of file descriptors; other)."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Client connections closed for a timeout, by reason (handshake, idle, stalled)."
+    );
     describe_counter!(
         CACHE_LOOKUPS,
         "Read cache lookups, by kind (article, first_page) and result (hit, miss)."
@@ -205,6 +216,9 @@ pub async fn serve(
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::warn!(%error, "metrics listener cannot accept");
+                        // Out of descriptors, accept fails at once until one
+                        // is free: wait rather than spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },

@@ -136,6 +136,7 @@ impl Parts {
             self.cache,
         )
         .with_request_timeout(config.request_timeout())
+        .with_max_page_bytes(usize::try_from(config.max_page_bytes).unwrap_or(usize::MAX))
         .with_connection_age(config.connection_age())
     }
 }
@@ -176,6 +177,12 @@ async fn drain(
 
 /// Serves with the given configuration until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Each connection is a descriptor; the soft limit (often 1024) would
+    // refuse clients long before memory or CPU run out.
+    match crate::server::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(open_files = limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let application = Application::bind(config).await?;
     application.run_until(shutdown_signal()).await
 }

@@ -1,8 +1,10 @@
 //! Every call answers within the caller's deadline and within the server's
 //! request timeout (`REQUEST_TIMEOUT_MS`, 5 s by default, the contract's
-//! bound): a database that stops answering gives UNAVAILABLE in time, rather
-//! than the caller's own DEADLINE_EXCEEDED (or tonic's CANCELLED) when the
-//! deadline passes.
+//! bound). A call that runs out of the caller's own deadline is
+//! DEADLINE_EXCEEDED (the caller chose it; the database may be fine), one
+//! that runs out of the server's request timeout is UNAVAILABLE (the
+//! database held it up), both answered in time rather than as tonic's
+//! CANCELLED when the deadline passes.
 //!
 //! Here rather than a tower layer in `server`: the handlers call it around
 //! their own database work, and `api` must not import `server`.
@@ -23,8 +25,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
 /// The part of a caller's deadline kept for the answer to reach it: a tenth
-/// of the deadline, at most this much.
+/// of the deadline, at least [`MIN_MARGIN`] and at most this much.
 const MAX_MARGIN: Duration = Duration::from_millis(250);
+
+/// At least this much of a caller's deadline is kept: tonic's own timer of
+/// the same deadline started earlier (before the request message arrived)
+/// and would otherwise end the call first, as CANCELLED.
+const MIN_MARGIN: Duration = Duration::from_millis(2);
+
+/// A caller's deadline shorter than this has expired by the time any work
+/// could start: such a call is answered DEADLINE_EXCEEDED on arrival
+/// (`server::admission`), before tonic's timer could call it CANCELLED.
+pub const EXPIRED_BELOW: Duration = Duration::from_millis(5);
 
 /// How long a call may take when the caller set no deadline, with the
 /// server's request timeout `timeout`.
@@ -32,35 +44,58 @@ pub fn cap(timeout: Duration) -> Duration {
     timeout - (timeout / 10).min(MAX_TIMEOUT_MARGIN)
 }
 
+/// How long a call may take, and whose bound that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub duration: Duration,
+    /// The caller's deadline set it (it is shorter than the server's cap).
+    pub set_by_caller: bool,
+}
+
 /// How long the call with this metadata may take, with the server's request
 /// timeout `timeout`.
-pub fn budget(metadata: &MetadataMap, timeout: Duration) -> Duration {
+pub fn budget(metadata: &MetadataMap, timeout: Duration) -> Budget {
     let cap = cap(timeout);
+    let by_server = Budget {
+        duration: cap,
+        set_by_caller: false,
+    };
     let Some(deadline) = metadata
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout)
     else {
-        return cap;
+        return by_server;
     };
-    let margin = (deadline / 10).min(MAX_MARGIN);
-    (deadline - margin).min(cap)
+    let margin = (deadline / 10).clamp(MIN_MARGIN, MAX_MARGIN);
+    let by_caller = deadline.saturating_sub(margin);
+    if by_caller < cap {
+        Budget {
+            duration: by_caller,
+            set_by_caller: true,
+        }
+    } else {
+        by_server
+    }
 }
 
-/// Runs `call` within `budget`; past it, the call is UNAVAILABLE (the only
-/// thing a handler waits on is the database).
-pub async fn within<T>(budget: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(budget, call)
+/// Runs `call` within `budget`. Past a caller's deadline the call is
+/// DEADLINE_EXCEEDED; past the server's cap it is UNAVAILABLE (the only
+/// thing a handler waits on that long is the database).
+pub async fn within<T>(budget: Budget, call: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(budget.duration, call)
         .await
         .unwrap_or_else(|_| {
-            Err(Error::Unavailable(
-                "the database did not answer within the call's deadline".into(),
-            ))
+            Err(if budget.set_by_caller {
+                Error::DeadlineExceeded("the call's deadline expired before it was done".into())
+            } else {
+                Error::Unavailable("the database did not answer within the call's deadline".into())
+            })
         })
 }
 
 /// A `grpc-timeout` value: at most 8 digits, then a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let digits_len = value.len().checked_sub(1)?;
     let (digits, unit) = value.split_at_checked(digits_len)?;
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -122,13 +157,32 @@ mod tests {
     fn the_budget_leaves_a_margin_within_the_deadline() {
         let default = Duration::from_millis(4_500);
         let budget = |metadata: &MetadataMap| budget(metadata, DEFAULT_TIMEOUT);
-        assert_eq!(budget(&MetadataMap::new()), default);
-        assert_eq!(budget(&metadata("garbage")), default);
-        assert_eq!(budget(&metadata("1500m")), Duration::from_millis(1_350));
-        assert_eq!(budget(&metadata("3S")), Duration::from_millis(2_750));
-        assert_eq!(budget(&metadata("100m")), Duration::from_millis(90));
-        assert_eq!(budget(&metadata("1H")), default);
-        assert_eq!(budget(&metadata("0n")), Duration::ZERO);
+        let by_server = |duration| Budget {
+            duration,
+            set_by_caller: false,
+        };
+        let by_caller = |duration| Budget {
+            duration,
+            set_by_caller: true,
+        };
+        assert_eq!(budget(&MetadataMap::new()), by_server(default));
+        assert_eq!(budget(&metadata("garbage")), by_server(default));
+        assert_eq!(
+            budget(&metadata("1500m")),
+            by_caller(Duration::from_millis(1_350))
+        );
+        assert_eq!(
+            budget(&metadata("3S")),
+            by_caller(Duration::from_millis(2_750))
+        );
+        assert_eq!(
+            budget(&metadata("100m")),
+            by_caller(Duration::from_millis(90))
+        );
+        assert_eq!(budget(&metadata("1H")), by_server(default));
+        assert_eq!(budget(&metadata("0n")), by_caller(Duration::ZERO));
+        assert_eq!(budget(&metadata("1n")), by_caller(Duration::ZERO));
+        assert_eq!(budget(&metadata("3m")), by_caller(Duration::from_millis(1)));
     }
 
     #[test]
@@ -137,25 +191,39 @@ mod tests {
         assert_eq!(cap(Duration::from_secs(2)), Duration::from_millis(1_800));
         assert_eq!(cap(Duration::from_millis(400)), Duration::from_millis(360));
         let timeout = Duration::from_millis(400);
-        assert_eq!(
-            budget(&MetadataMap::new(), timeout),
-            Duration::from_millis(360)
-        );
-        assert_eq!(budget(&metadata("3S"), timeout), Duration::from_millis(360));
-        assert_eq!(
-            budget(&metadata("200m"), timeout),
-            Duration::from_millis(180)
-        );
+        let duration = |metadata: &MetadataMap| budget(metadata, timeout).duration;
+        assert_eq!(duration(&MetadataMap::new()), Duration::from_millis(360));
+        assert_eq!(duration(&metadata("3S")), Duration::from_millis(360));
+        assert!(!budget(&metadata("3S"), timeout).set_by_caller);
+        assert_eq!(duration(&metadata("200m")), Duration::from_millis(180));
     }
 
     #[tokio::test]
-    async fn a_call_past_its_budget_is_unavailable() {
-        let slow = within(Duration::from_millis(10), async {
+    async fn a_call_past_the_servers_cap_is_unavailable_past_the_callers_deadline_exceeded() {
+        let slow = || async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok(())
+        };
+        let ten_ms = Duration::from_millis(10);
+        let server_cap = Budget {
+            duration: ten_ms,
+            set_by_caller: false,
+        };
+        let caller_deadline = Budget {
+            duration: ten_ms,
+            set_by_caller: true,
+        };
+        assert!(matches!(
+            within(server_cap, slow()).await,
+            Err(Error::Unavailable(_))
+        ));
+        assert!(matches!(
+            within(caller_deadline, slow()).await,
+            Err(Error::DeadlineExceeded(_))
+        ));
+        let fast = within(budget(&MetadataMap::new(), DEFAULT_TIMEOUT), async {
+            Ok(7)
         });
-        assert!(matches!(slow.await, Err(Error::Unavailable(_))));
-        let fast = within(Duration::from_secs(5), async { Ok(7) });
         assert_eq!(fast.await.ok(), Some(7));
     }
 }

@@ -4,7 +4,7 @@
 
 mod auth;
 mod connection_info;
-mod deadline;
+pub mod deadline;
 mod reads;
 mod service;
 mod status;
@@ -12,6 +12,6 @@ mod streams;
 mod writes;
 
 pub use auth::PublishAuth;
-pub use connection_info::ConnectionInfo;
+pub use connection_info::{ConnectionInfo, ConnectionLoad};
 pub use service::{ArticleApi, FramedStream};
 pub use streams::MAX_STREAM_TAGS;

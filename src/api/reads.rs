@@ -174,7 +174,7 @@ impl ArticleApi {
         let first_page = cursor.is_none();
         let page = self
             .store
-            .articles_by_tag(&tag_slug, cursor.as_ref(), limit)
+            .articles_by_tag(&tag_slug, cursor.as_ref(), limit, self.max_page_bytes)
             .await?;
         let codec = self.codec().await?;
         let next_page_token = match page.articles.last() {

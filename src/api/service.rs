@@ -40,7 +40,13 @@ pub struct ArticleApi {
     request_timeout: Duration,
     /// When feed streams end for their connection's age; `None`: never.
     connection_age: Option<ConnectionAge>,
+    /// Bytes of article text one ListArticlesByTag page holds, at most
+    /// (always at least one article).
+    pub(super) max_page_bytes: usize,
 }
+
+/// `MAX_PAGE_BYTES`'s default: 4 MiB, three of the largest articles.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 impl ArticleApi {
     pub fn new(
@@ -60,6 +66,7 @@ impl ArticleApi {
             cache,
             request_timeout: deadline::DEFAULT_TIMEOUT,
             connection_age: None,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
         }
     }
 
@@ -67,6 +74,14 @@ impl ArticleApi {
     pub fn with_connection_age(self, connection_age: Option<ConnectionAge>) -> Self {
         Self {
             connection_age,
+            ..self
+        }
+    }
+
+    /// A ListArticlesByTag page holds at most `bytes` of article text.
+    pub fn with_max_page_bytes(self, bytes: usize) -> Self {
+        Self {
+            max_page_bytes: bytes,
             ..self
         }
     }
@@ -96,7 +111,7 @@ impl ArticleApi {
     }
 
     /// How long the call with this metadata may take.
-    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Duration {
+    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> deadline::Budget {
         deadline::budget(metadata, self.request_timeout)
     }
 

@@ -33,6 +33,7 @@ impl From<Error> for Status {
             Error::Unauthenticated => Status::unauthenticated("missing or wrong publish token"),
             Error::PermissionDenied(message) => Status::permission_denied(message),
             Error::ResourceExhausted(message) => Status::resource_exhausted(message),
+            Error::DeadlineExceeded(message) => Status::deadline_exceeded(message),
             Error::Unavailable(message) => Status::unavailable(message),
             Error::Internal(detail) => {
                 // The detail may name tables or values: it goes to the log,

@@ -142,18 +142,25 @@ pub fn to_storage_precision(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// The slug PublishArticle derives when none is given:
-/// `YYYY-MM-DD-<title slug>`, cut at the last '-' within 120 characters.
-pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> String {
+/// `YYYY-MM-DD-<title slug>`, the title's slug cut at its last '-' that keeps
+/// the whole within 120 characters, or, when that would leave none of it (a
+/// very long first word), at the character that does. `None` for a title with
+/// no letter or digit: the date alone would let unrelated headlines of one
+/// day overwrite each other.
+pub fn derive_slug(title: &str, published_at: OffsetDateTime) -> Option<String> {
+    let title_slug = slugify(title);
+    if title_slug.is_empty() {
+        return None;
+    }
     let date = published_at.to_offset(UtcOffset::UTC).date();
-    let full = format!(
-        "{:04}-{:02}-{:02}-{}",
+    let prefix = format!(
+        "{:04}-{:02}-{:02}-",
         date.year(),
         u8::from(date.month()),
         date.day(),
-        slugify(title)
     );
-    let full = full.trim_end_matches('-');
-    truncate_at_dash(full, MAX_ARTICLE_SLUG_CHARS).to_owned()
+    let room = MAX_ARTICLE_SLUG_CHARS.saturating_sub(prefix.chars().count());
+    Some(format!("{prefix}{}", truncate_at_dash(&title_slug, room)))
 }
 
 /// Applies every PublishArticle rule to a draft. `now` is the time of the
@@ -242,13 +249,22 @@ pub fn validate(
         ));
     }
 
+    // A blank title is already reported as required.
+    if draft.slug.is_empty() && !draft.title.trim().is_empty() && slugify(&draft.title).is_empty() {
+        violations.push(FieldViolation::new(
+            "title",
+            "title has no letter or digit to derive a slug from: give a slug",
+        ));
+    }
+
     let published_at = draft.published_at.map(to_storage_precision);
     if !violations.is_empty() {
         return Err(violations);
     }
 
     let slug = if draft.slug.is_empty() {
-        derive_slug(&draft.title, published_at.unwrap_or(now))
+        // Some: the title has a letter or digit (checked above).
+        derive_slug(&draft.title, published_at.unwrap_or(now)).unwrap_or_default()
     } else {
         draft.slug
     };
@@ -374,15 +390,16 @@ mod tests {
         assert!(valid.slug.starts_with("2019-12-31-word-word"));
         assert!(valid.slug.ends_with("-word"));
         let title_without_letters = "!!!".to_owned();
-        let valid = validate(
+        let with_slug = validate(
             ArticleDraft {
-                title: title_without_letters,
+                title: title_without_letters.clone(),
+                slug: "given".into(),
                 ..draft()
             },
             OffsetDateTime::UNIX_EPOCH,
         )
         .unwrap();
-        assert_eq!(valid.slug, "2019-12-31");
+        assert_eq!(with_slug.slug, "given");
 
         let at = datetime!(2019-12-31 10:30 UTC);
         for (title, title_slug) in [
@@ -395,17 +412,59 @@ mod tests {
         ] {
             assert_eq!(
                 derive_slug(&title, at),
-                format!("2019-12-31-{title_slug}"),
+                Some(format!("2019-12-31-{title_slug}")),
                 "{title:?}"
             );
         }
-        // A word too long to fit: the last '-' within 120 characters is the
-        // one after the date.
-        assert_eq!(derive_slug(&"x".repeat(200), at), "2019-12-31");
+        // A first word too long to fit is cut at the 120th character.
+        let long_word = derive_slug(&"x".repeat(200), at).unwrap();
+        assert_eq!(long_word, format!("2019-12-31-{}", "x".repeat(109)));
         assert_eq!(
-            derive_slug("!!! ???", datetime!(2020-02-29 0:00 UTC)),
-            "2020-02-29"
+            derive_slug(&format!("{} short", "t".repeat(500)), at),
+            Some(format!("2019-12-31-{}", "t".repeat(109)))
         );
+        assert_eq!(
+            derive_slug(&"é".repeat(300), at),
+            Some(format!("2019-12-31-{}", "é".repeat(109)))
+        );
+        // No letter or digit: nothing to derive.
+        assert_eq!(derive_slug("!!! ???", datetime!(2020-02-29 0:00 UTC)), None);
+        assert_eq!(derive_slug("😀😀😀😀😀", at), None);
+        assert_eq!(derive_slug("\u{200f} \u{200e}  ", at), None);
+    }
+
+    #[test]
+    fn a_title_with_no_letter_or_digit_needs_a_slug() {
+        for title in ["😀😀😀😀😀", "\u{200f}  \u{200e} ", "!!! ???"] {
+            let violations = validate(
+                ArticleDraft {
+                    title: title.into(),
+                    ..draft()
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap_err();
+            assert_eq!(
+                violations,
+                [FieldViolation::new(
+                    "title",
+                    "title has no letter or digit to derive a slug from: give a slug"
+                )],
+                "{title:?}"
+            );
+        }
+        // Other violations are reported with it, and a blank title once.
+        let violations = validate(
+            ArticleDraft {
+                title: "   ".into(),
+                body: String::new(),
+                ..draft()
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = violations.iter().map(|violation| violation.field).collect();
+        assert_eq!(fields, ["title", "body"]);
     }
 
     #[test]
@@ -933,9 +992,15 @@ mod tests {
             seconds in datetime!(0001-01-01 0:00 UTC).unix_timestamp()..=datetime!(9999-12-31 23:59:59 UTC).unix_timestamp(),
         ) {
             let at = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let slug = derive_slug(&title, at);
-            prop_assert!(is_valid_article_slug(&slug), "{:?}", slug);
-            prop_assert!(slug.chars().count() <= 120);
+            match derive_slug(&title, at) {
+                Some(slug) => {
+                    prop_assert!(is_valid_article_slug(&slug), "{:?}", slug);
+                    prop_assert!(slug.chars().count() <= 120);
+                    // Always something of the title after the date.
+                    prop_assert!(slug.chars().count() > 11, "{:?}", slug);
+                }
+                None => prop_assert_eq!(slugify(&title), ""),
+            }
         }
     }
 

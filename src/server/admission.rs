@@ -1,31 +1,72 @@
-//! Load shedding: at most `MAX_INFLIGHT_CALLS` unary calls run at once; past
-//! that a call is answered RESOURCE_EXHAUSTED at once, before any work, and
-//! the server serves normally again as soon as the burst is over. Streams are
-//! not counted here: they are long-lived and have their own limit
-//! (`MAX_STREAMS`, enforced by the feed).
+//! Admission: what one call may take of the server, per instance and per
+//! connection, checked before any work; past a limit the call is answered
+//! RESOURCE_EXHAUSTED at once, and the server serves normally again as soon
+//! as the burst is over.
+//!
+//! - Unary calls: at most `MAX_INFLIGHT_CALLS` in the instance and
+//!   `MAX_CALLS_PER_CONNECTION` on one connection, counted from their
+//!   headers (a call whose request message has not arrived counts) until the
+//!   last byte of their response is handed to the connection.
+//! - Streams (both feed streams, health Watch, reflection): at most
+//!   `MAX_STREAMS` in the instance and `MAX_STREAMS_PER_CONNECTION` on one
+//!   connection, counted until they end. The feed also counts its own
+//!   streams against `MAX_STREAMS`.
+//! - A request message must start to arrive within
+//!   `REQUEST_MESSAGE_TIMEOUT_MS` of its headers (`bodies::MessageDeadline`).
+//! - Unary responses not yet written are bounded in bytes per connection and
+//!   in total (`bodies::Held`).
 //!
 //! Not tower's `GlobalConcurrencyLimitLayer` + `LoadShedLayer`: they count
-//! every call, and a stream that never ends would hold its permit for good.
+//! every call in one pool, and a stream that never ends would hold its
+//! permit for good.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
-use tokio::sync::Semaphore;
+use tonic::body::Body;
 use tower::{Layer, Service};
 
+use super::bodies::{ByteBudget, Held, MessageDeadline};
 use super::methods::is_long_lived;
+use super::slot::Slot;
+use crate::api::{ConnectionInfo, ConnectionLoad, deadline};
+use crate::error::Error;
+
+/// Every limit of admission, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub inflight_calls: usize,
+    pub calls_per_connection: usize,
+    pub streams: usize,
+    pub streams_per_connection: usize,
+    pub unsent_bytes: usize,
+    pub unsent_bytes_per_connection: usize,
+    pub request_message_timeout: Duration,
+}
+
+/// The instance's counters, shared by every connection.
+#[derive(Debug, Default)]
+struct Instance {
+    calls: Arc<AtomicUsize>,
+    streams: Arc<AtomicUsize>,
+    unsent_bytes: Arc<AtomicUsize>,
+}
 
 #[derive(Debug, Clone)]
 pub struct AdmissionLayer {
-    permits: Arc<Semaphore>,
+    limits: Limits,
+    instance: Arc<Instance>,
 }
 
 impl AdmissionLayer {
-    pub fn new(max_inflight_calls: usize) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max_inflight_calls)),
+            limits,
+            instance: Arc::default(),
         }
     }
 }
@@ -36,7 +77,8 @@ impl<S> Layer<S> for AdmissionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Admission {
             inner,
-            permits: self.permits.clone(),
+            limits: self.limits,
+            instance: self.instance.clone(),
         }
     }
 }
@@ -44,17 +86,81 @@ impl<S> Layer<S> for AdmissionLayer {
 #[derive(Debug, Clone)]
 pub struct Admission<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    limits: Limits,
+    instance: Arc<Instance>,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Admission<S>
+impl<S> Admission<S> {
+    /// The slots a call takes, or why it is refused.
+    fn admit(&self, long_lived: bool, load: &ConnectionLoad) -> Result<Vec<Slot>, &'static str> {
+        let limits = &self.limits;
+        let (instance, connection, instance_limit, connection_limit) = if long_lived {
+            (
+                &self.instance.streams,
+                &load.streams,
+                limits.streams,
+                limits.streams_per_connection,
+            )
+        } else {
+            (
+                &self.instance.calls,
+                &load.calls,
+                limits.inflight_calls,
+                limits.calls_per_connection,
+            )
+        };
+        // The connection's own limit first: a connection past it must not
+        // take (even for a moment) what other connections could use.
+        let connection = Slot::take(connection, 1, connection_limit).ok_or(if long_lived {
+            "this connection has as many streams open as the server allows one connection"
+        } else {
+            "this connection has as many calls in flight as the server allows one connection"
+        })?;
+        let instance = Slot::take(instance, 1, instance_limit).ok_or(if long_lived {
+            "the server has as many streams open as it allows"
+        } else {
+            "the server is at its limit of calls in flight"
+        })?;
+        load.started.fetch_add(1, Ordering::AcqRel);
+        Ok(vec![connection, instance])
+    }
+}
+
+/// DEADLINE_EXCEEDED for a call whose caller's deadline is too short for
+/// any work (see `api::deadline::EXPIRED_BELOW`).
+fn expired(request: &Request<Body>) -> Option<tonic::Status> {
+    let deadline = request
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(deadline::parse_grpc_timeout)?;
+    (deadline < deadline::EXPIRED_BELOW).then(|| {
+        tonic::Status::from(Error::DeadlineExceeded(format!(
+            "the call's deadline of {deadline:?} expired before it could start"
+        )))
+    })
+}
+
+/// The connection a request came over (plaintext or TLS).
+fn connection_load(request: &Request<Body>) -> Option<ConnectionLoad> {
+    let extensions = request.extensions();
+    extensions
+        .get::<ConnectionInfo>()
+        .or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<ConnectionInfo>>()
+                .map(|info| info.get_ref())
+        })
+        .map(|info| info.load.clone())
+}
+
+impl<S> Service<Request<Body>> for Admission<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<Body>, Response = Response<Body>>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<Body>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -62,23 +168,40 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Calls that live as long as the client wants: never shed, never
-        // counted.
-        if is_long_lived(request.uri().path()) {
-            return Box::pin(self.inner.call(request));
-        }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let status = tonic::Status::from(crate::error::Error::ResourceExhausted(
-                "the server is at its limit of calls in flight; retry with backoff".into(),
-            ));
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if let Some(status) = expired(&request) {
             return Box::pin(std::future::ready(Ok(status.into_http())));
+        }
+        let long_lived = is_long_lived(request.uri().path());
+        // Every accepted connection carries its load; a request without one
+        // (none today) is counted against a load of its own.
+        let load = connection_load(&request).unwrap_or_default();
+        let slots = match self.admit(long_lived, &load) {
+            Ok(slots) => slots,
+            Err(why) => {
+                let status = tonic::Status::from(Error::ResourceExhausted(format!(
+                    "{why}; retry with backoff"
+                )));
+                return Box::pin(std::future::ready(Ok(status.into_http())));
+            }
         };
+        let timeout = self.limits.request_message_timeout;
+        let request = request.map(|body| Body::new(MessageDeadline::new(body, timeout)));
+        // Streams' bytes are the feed's to bound; unary responses are
+        // bounded here.
+        let budget = (!long_lived).then(|| ByteBudget {
+            connection: load.unsent_bytes.clone(),
+            connection_limit: self.limits.unsent_bytes_per_connection,
+            instance: self.instance.unsent_bytes.clone(),
+            instance_limit: self.limits.unsent_bytes,
+            progress: load.progress.clone(),
+        });
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
-            drop(permit);
-            response
+            let response = response.await?;
+            // The slots go with the body: released when its last byte has
+            // been handed to the connection, or the call dropped.
+            Ok(response.map(|body| Body::new(Held::new(body, slots, budget))))
         })
     }
 }

@@ -4,22 +4,22 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
+use super::accept::accepting;
 use super::admission::AdmissionLayer;
 use super::call_log::CallLogLayer;
-use super::connection::ServerConnection;
 use super::feed_streams::FeedStreamsLayer;
 use super::grpc_web;
 use super::message_size::oversized_is_resource_exhausted;
 use crate::api::ArticleApi;
-use crate::config::ServeConfig;
+use crate::config::{ResponseCompression, ServeConfig};
 use crate::proto::article_service_server::ArticleServiceServer;
 
 /// How long a client has to complete its TLS handshake.
@@ -47,9 +47,7 @@ pub fn serve(
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
     let addr = incoming.local_addr()?;
-    let lifetime = config.connection_lifetime();
-    let incoming = incoming
-        .map(move |accepted| accepted.map(|stream| ServerConnection::new(stream, lifetime)));
+    let incoming = accepting(incoming, config.connection_timeouts());
 
     let stop = CancellationToken::new();
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
@@ -63,23 +61,38 @@ pub fn serve(
         .layer(tower::util::MapResponseLayer::new(grpc_web::boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
-        .layer(AdmissionLayer::new(
-            usize::try_from(config.max_inflight_calls).unwrap_or(usize::MAX),
-        ))
+        .layer(AdmissionLayer::new(config.limits()))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
         // Innermost: the two feed streams are answered here, the rest by
         // the services below.
-        .layer(FeedStreamsLayer::new(api.clone(), max_message_bytes))
+        .layer(FeedStreamsLayer::new(
+            api.clone(),
+            max_message_bytes,
+            config.response_compression == ResponseCompression::Gzip,
+        ))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ArticleServiceServer::new(api).max_decoding_message_size(max_message_bytes))
+        .add_service(articles(api, config))
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let task = tokio::spawn(server);
     tracing::info!(grpc_addr = %addr, "article-service listening");
     Ok(Serving { task, stop })
+}
+
+/// Our service with its message size limit (once decompressed) and
+/// compression: gzip requests always, gzip responses when configured (and
+/// only to clients that accept them).
+fn articles(api: ArticleApi, config: &ServeConfig) -> ArticleServiceServer<ArticleApi> {
+    let service = ArticleServiceServer::new(api)
+        .max_decoding_message_size(usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX))
+        .accept_compressed(CompressionEncoding::Gzip);
+    match config.response_compression {
+        ResponseCompression::None => service,
+        ResponseCompression::Gzip => service.send_compressed(CompressionEncoding::Gzip),
+    }
 }
 
 /// The server's limits (`REQUEST_TIMEOUT_MS`, `MAX_CONNECTION_AGE`) and TLS

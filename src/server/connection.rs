@@ -1,11 +1,15 @@
 //! Accepted client connections: their writes coalesced, the instant each was
 //! accepted (for handlers that must act before the connection's age limit),
-//! and the moment it is closed whatever still runs on it.
+//! its load (for admission), and the moments it is closed: whatever still
+//! runs on it at its lifetime, and earlier if it never starts HTTP/2 or
+//! holds no call for a long time.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
@@ -13,7 +17,36 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::Connected;
 
-use crate::api::ConnectionInfo;
+use crate::api::{ConnectionInfo, ConnectionLoad};
+use crate::metrics::CONNECTIONS_TIMED_OUT;
+
+/// The HTTP/2 client preface ("PRI * HTTP/2.0...") is this long.
+const PREFACE_BYTES: usize = 24;
+
+/// When a connection is closed for what it did not do.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionTimeouts {
+    /// Closed whatever runs on it this long after it was accepted.
+    pub lifetime: Option<Duration>,
+    /// Closed unless the client's HTTP/2 preface arrived within this.
+    pub handshake: Duration,
+    /// Closed after holding no call for this long (between one and two
+    /// times it: checked once per period).
+    pub idle: Option<Duration>,
+    /// Closed when its unary responses wait and none moved on for this long
+    /// (the client's window stays shut), or its socket took no byte for this
+    /// long (the client does not read); checked once per period.
+    pub stall: Option<Duration>,
+}
+
+/// Which timeout the connection's watch stands for.
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    /// Bytes of the preface read so far.
+    Handshake { read: usize },
+    /// Calls started when the watch was last set.
+    Idle { started: u64 },
+}
 
 /// Bytes a connection gathers before writing them to its socket.
 ///
@@ -35,6 +68,16 @@ pin_project! {
         // When the connection is closed, calls and all (see `new`). Boxed:
         // the server needs connections it can move.
         closes_at: Option<Pin<Box<Sleep>>>,
+        watch: Watch,
+        // When `watch` is checked; `None`: never again.
+        watch_at: Option<Pin<Box<Sleep>>>,
+        idle: Option<Duration>,
+        stall_at: Option<Pin<Box<Sleep>>>,
+        stall: Duration,
+        // The response progress counted at the last stall check.
+        progress_seen: u64,
+        // Since when the socket has refused bytes; `None` while it takes them.
+        write_blocked_since: Option<Instant>,
     }
 }
 
@@ -49,27 +92,61 @@ impl ServerConnection {
     /// hold it (and its client) on this replica for good: whatever still runs
     /// at the lifetime is cut, and the client sees its connection fail
     /// (grpc-go and grpc-java: UNAVAILABLE; tonic: UNKNOWN) and reconnects.
-    pub fn new(stream: TcpStream, lifetime: Option<std::time::Duration>) -> Self {
+    ///
+    /// A client that opens connections and never speaks HTTP/2 on them, or
+    /// keeps them without calls, would hold a descriptor each: the
+    /// handshake and idle timeouts give them back.
+    pub fn new(stream: TcpStream, timeouts: ConnectionTimeouts) -> Self {
         let accepted_at = Instant::now();
         let info = ConnectionInfo {
             local_addr: stream.local_addr().ok(),
             remote_addr: stream.peer_addr().ok(),
             accepted_at,
+            load: ConnectionLoad::default(),
         };
         Self {
             stream: BufWriter::with_capacity(WRITE_BUFFER_BYTES, stream),
             info,
-            closes_at: lifetime
+            closes_at: timeouts
+                .lifetime
                 .map(|lifetime| Box::pin(tokio::time::sleep_until(accepted_at + lifetime))),
+            watch: Watch::Handshake { read: 0 },
+            watch_at: Some(Box::pin(tokio::time::sleep_until(
+                accepted_at + timeouts.handshake,
+            ))),
+            idle: timeouts.idle,
+            stall_at: timeouts
+                .stall
+                .map(|stall| Box::pin(tokio::time::sleep_until(accepted_at + stall))),
+            stall: timeouts.stall.unwrap_or_default(),
+            progress_seen: 0,
+            write_blocked_since: None,
         }
     }
+}
+
+/// Notes whether a write took bytes or had to wait for the socket.
+fn note_write<T>(blocked_since: &mut Option<Instant>, polled: &Poll<io::Result<T>>) {
+    match polled {
+        Poll::Pending => {
+            blocked_since.get_or_insert_with(Instant::now);
+        }
+        Poll::Ready(_) => *blocked_since = None,
+    }
+}
+
+/// The error that closes a connection for a timeout, counted by `reason`.
+fn timed_out(reason: &'static str, message: &'static str) -> io::Error {
+    metrics::counter!(CONNECTIONS_TIMED_OUT, "reason" => reason).increment(1);
+    tracing::debug!(reason, "closing a client connection: {message}");
+    io::Error::new(io::ErrorKind::TimedOut, message)
 }
 
 impl Connected for ServerConnection {
     type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> ConnectionInfo {
-        self.info
+        self.info.clone()
     }
 }
 
@@ -90,7 +167,73 @@ impl AsyncRead for ServerConnection {
                 "the connection outlived MAX_CONNECTION_AGE and its grace",
             )));
         }
-        this.stream.poll_read(cx, buf)
+        while let Some(stall_at) = this.stall_at.as_mut()
+            && stall_at.as_mut().poll(cx).is_ready()
+        {
+            let load = &this.info.load;
+            let progress = load.progress.load(Ordering::Acquire);
+            let waiting = load.unsent_bytes.load(Ordering::Acquire) > 0;
+            let now = Instant::now();
+            let blocked = this
+                .write_blocked_since
+                .is_some_and(|since| now.duration_since(since) >= *this.stall);
+            if (waiting && progress == *this.progress_seen) || blocked {
+                return Poll::Ready(Err(timed_out(
+                    "stalled",
+                    "the client read nothing for RESPONSE_STALL_TIMEOUT",
+                )));
+            }
+            *this.progress_seen = progress;
+            // Polled again by the loop, which registers the timer.
+            stall_at.as_mut().reset(now + *this.stall);
+        }
+        while let Some(watch_at) = this.watch_at.as_mut()
+            && watch_at.as_mut().poll(cx).is_ready()
+        {
+            let load = &this.info.load;
+            let started = load.started.load(Ordering::Acquire);
+            match this.watch {
+                Watch::Handshake { .. } => {
+                    return Poll::Ready(Err(timed_out(
+                        "handshake",
+                        "no HTTP/2 preface within HANDSHAKE_TIMEOUT_MS",
+                    )));
+                }
+                Watch::Idle { started: before } => {
+                    let busy = load.calls.load(Ordering::Acquire) > 0
+                        || load.streams.load(Ordering::Acquire) > 0;
+                    if !busy && started == *before {
+                        return Poll::Ready(Err(timed_out(
+                            "idle",
+                            "no call for CONNECTION_IDLE_TIMEOUT",
+                        )));
+                    }
+                    // Polled again by the loop, which registers the timer.
+                    *this.watch = Watch::Idle { started };
+                    match this.idle {
+                        Some(idle) => watch_at.as_mut().reset(Instant::now() + *idle),
+                        None => *this.watch_at = None,
+                    }
+                }
+            }
+        }
+        let before = buf.filled().len();
+        let polled = this.stream.poll_read(cx, buf);
+        if let Watch::Handshake { read } = this.watch
+            && polled.is_ready()
+        {
+            *read += buf.filled().len() - before;
+            if *read >= PREFACE_BYTES {
+                let started = this.info.load.started.load(Ordering::Acquire);
+                *this.watch = Watch::Idle { started };
+                *this.watch_at = this.idle.map(|idle| Box::pin(tokio::time::sleep(idle)));
+                if let Some(watch_at) = this.watch_at {
+                    // Registers the timer's wake-up.
+                    let _ = watch_at.as_mut().poll(cx);
+                }
+            }
+        }
+        polled
     }
 }
 
@@ -100,7 +243,10 @@ impl AsyncWrite for ServerConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write(cx, buf)
+        let this = self.project();
+        let polled = this.stream.poll_write(cx, buf);
+        note_write(this.write_blocked_since, &polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -108,7 +254,10 @@ impl AsyncWrite for ServerConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().stream.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let polled = this.stream.poll_write_vectored(cx, bufs);
+        note_write(this.write_blocked_since, &polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -116,7 +265,10 @@ impl AsyncWrite for ServerConnection {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().stream.poll_flush(cx)
+        let this = self.project();
+        let polled = this.stream.poll_flush(cx);
+        note_write(this.write_blocked_since, &polled);
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -7,9 +7,10 @@
 //! feed frames each change once (`wire::frame`), so this layer answers the
 //! two streaming methods itself and hands those frames to HTTP/2 as they
 //! are: every stream sends the same bytes, and a stalled one pins the shared
-//! frame. The request is decoded, and the status sent, as tonic does;
-//! anything unusual (a compressed request, gRPC-Web) is left to tonic's own
-//! implementation of the same methods (`api::service`), which copies.
+//! frame. The request is decoded, and the status sent, as tonic does; a
+//! compressed request, or a client to compress responses for
+//! (`RESPONSE_COMPRESSION=gzip`), is left to tonic's own implementation of
+//! the same methods (`api::service`), which copies.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -36,13 +37,17 @@ const CHANGES: &str = "/newsroom.content.v1.ArticleService/StreamArticleChanges"
 pub struct FeedStreamsLayer {
     api: ArticleApi,
     max_message_bytes: usize,
+    /// `RESPONSE_COMPRESSION=gzip`: a client that accepts gzip gets tonic's
+    /// path, which compresses.
+    compress_responses: bool,
 }
 
 impl FeedStreamsLayer {
-    pub fn new(api: ArticleApi, max_message_bytes: usize) -> Self {
+    pub fn new(api: ArticleApi, max_message_bytes: usize, compress_responses: bool) -> Self {
         Self {
             api,
             max_message_bytes,
+            compress_responses,
         }
     }
 }
@@ -55,6 +60,7 @@ impl<S> Layer<S> for FeedStreamsLayer {
             inner,
             api: self.api.clone(),
             max_message_bytes: self.max_message_bytes,
+            compress_responses: self.compress_responses,
         }
     }
 }
@@ -64,6 +70,7 @@ pub struct FeedStreams<S> {
     inner: S,
     api: ArticleApi,
     max_message_bytes: usize,
+    compress_responses: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -90,7 +97,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let Some(method) = framed_method(&request) else {
+        let Some(method) = framed_method(&request, self.compress_responses) else {
             return Either::Left(self.inner.call(request));
         };
         let api = self.api.clone();
@@ -102,8 +109,8 @@ where
 }
 
 /// The streaming method this layer serves, if `request` is a plain gRPC
-/// call of one.
-fn framed_method<B>(request: &Request<B>) -> Option<Method> {
+/// call of one whose responses go uncompressed.
+fn framed_method<B>(request: &Request<B>, compress_responses: bool) -> Option<Method> {
     let method = match request.uri().path() {
         NEW_ARTICLES => Method::NewArticles,
         CHANGES => Method::Changes,
@@ -116,7 +123,13 @@ fn framed_method<B>(request: &Request<B>) -> Option<Method> {
     let uncompressed = headers
         .get("grpc-encoding")
         .is_none_or(|value| value == "identity");
-    (request.method() == http::Method::POST && grpc && uncompressed).then_some(method)
+    let compressed_responses = compress_responses
+        && headers
+            .get_all("grpc-accept-encoding")
+            .iter()
+            .any(|value| value.to_str().is_ok_and(|value| value.contains("gzip")));
+    (request.method() == http::Method::POST && grpc && uncompressed && !compressed_responses)
+        .then_some(method)
 }
 
 async fn serve<B>(

@@ -1,6 +1,9 @@
 //! Article reads: by key (every state: callers decide what the public may
 //! see) and a tag's public articles, page by page.
 
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+
 use super::changes::change_head_on;
 use super::rows::{ArticleRow, articles, select_articles};
 use super::{Role, Store};
@@ -90,6 +93,7 @@ impl Store {
         tag_slug: &str,
         cursor: Option<&ArticlePageCursor>,
         limit: u32,
+        max_bytes: usize,
     ) -> Result<ArticlePage> {
         self.bounded(async {
             let mut conn = self.acquire(Role::Read).await?;
@@ -99,38 +103,31 @@ impl Store {
             };
             // One more row than asked tells whether another page follows.
             let fetch = i64::from(limit) + 1;
-            let rows: Vec<ArticleRow> = match cursor {
-                None => {
-                    sqlx::query_as(select_articles!(
-                        "article_tags t JOIN articles a ON a.id = t.article_id ",
-                        "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
-                        "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $3"
-                    ))
-                    .bind(tag_slug)
-                    .bind(snapshot_position)
-                    .bind(fetch)
-                    .fetch_all(&mut *conn)
-                    .await?
-                }
-                Some(cursor) => {
-                    sqlx::query_as(select_articles!(
-                        "article_tags t JOIN articles a ON a.id = t.article_id ",
-                        "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
-                        "AND (t.published_at, t.article_id) < ($3, $4) ",
-                        "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $5"
-                    ))
-                    .bind(tag_slug)
-                    .bind(snapshot_position)
-                    .bind(cursor.last_published_at)
-                    .bind(cursor.last_id)
-                    .bind(fetch)
-                    .fetch_all(&mut *conn)
-                    .await?
-                }
+            let rows: BoxStream<'_, sqlx::Result<ArticleRow>> = match cursor {
+                None => sqlx::query_as(select_articles!(
+                    "article_tags t JOIN articles a ON a.id = t.article_id ",
+                    "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+                    "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $3"
+                ))
+                .bind(tag_slug)
+                .bind(snapshot_position)
+                .bind(fetch)
+                .fetch(&mut *conn),
+                Some(cursor) => sqlx::query_as(select_articles!(
+                    "article_tags t JOIN articles a ON a.id = t.article_id ",
+                    "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+                    "AND (t.published_at, t.article_id) < ($3, $4) ",
+                    "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $5"
+                ))
+                .bind(tag_slug)
+                .bind(snapshot_position)
+                .bind(cursor.last_published_at)
+                .bind(cursor.last_id)
+                .bind(fetch)
+                .fetch(&mut *conn),
             };
-            let mut articles = articles(rows)?;
-            let has_more = articles.len() > limit as usize;
-            articles.truncate(limit as usize);
+            let (rows, has_more) = take_within(rows, limit as usize, max_bytes).await?;
+            let articles = articles(rows)?;
             Ok(ArticlePage {
                 articles,
                 has_more,
@@ -139,4 +136,25 @@ impl Store {
         })
         .await
     }
+}
+
+/// Rows read one at a time until `limit` or `max_bytes` of article text
+/// (always at least one row), and whether more rows followed. The rows past
+/// the cut are not kept: a page of large articles holds only the budget.
+async fn take_within(
+    mut rows: BoxStream<'_, sqlx::Result<ArticleRow>>,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<(Vec<ArticleRow>, bool)> {
+    let mut taken = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.try_next().await? {
+        let size = row.text_bytes();
+        if taken.len() == limit || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes) {
+            return Ok((taken, true));
+        }
+        bytes = bytes.saturating_add(size);
+        taken.push(row);
+    }
+    Ok((taken, false))
 }

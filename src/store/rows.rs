@@ -36,6 +36,29 @@ pub(super) struct ArticleRow {
     pub state: i16,
 }
 
+impl ArticleRow {
+    /// The bytes of the article's text: what its place in a response
+    /// costs, whatever the view (page cuts must not depend on it).
+    pub(super) fn text_bytes(&self) -> usize {
+        [
+            &self.slug,
+            &self.title,
+            &self.summary,
+            &self.body,
+            &self.byline,
+        ]
+        .iter()
+        .map(|text| text.len())
+        .chain(
+            self.tag_slugs
+                .iter()
+                .chain(&self.tag_names)
+                .map(String::len),
+        )
+        .sum()
+    }
+}
+
 impl TryFrom<ArticleRow> for Article {
     type Error = Error;
 

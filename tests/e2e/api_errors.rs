@@ -176,9 +176,11 @@ async fn a_call_with_a_deadline_is_answered_unavailable_within_it() {
     let mut client = server.client().await;
     publish(&mut client, article("Deadline", &["Outage"])).await;
     proxy.cut();
-    assert_unavailable_within(
+    // Connections are refused at once: UNAVAILABLE, well before the deadline.
+    assert_answered_within(
         &mut client,
         &[Duration::from_millis(1_500), Duration::from_secs(3)],
+        Code::Unavailable,
     )
     .await;
 }
@@ -300,19 +302,24 @@ async fn a_call_with_a_deadline_is_answered_within_it_when_the_database_stops_an
     let mut client = server.client().await;
     publish(&mut client, article("Deadline", &["Outage"])).await;
     proxy.freeze();
-    assert_unavailable_within(
+    // Nothing answers: the caller's deadline runs out first.
+    assert_answered_within(
         &mut client,
         &[Duration::from_millis(1_500), Duration::from_secs(2)],
+        Code::DeadlineExceeded,
     )
     .await;
 }
 
-/// ListTags with each deadline is answered UNAVAILABLE before the deadline.
-async fn assert_unavailable_within(
+/// ListTags with each deadline is answered `expected` before the deadline:
+/// UNAVAILABLE when the database fails first, DEADLINE_EXCEEDED when the
+/// caller's deadline runs out first.
+async fn assert_answered_within(
     client: &mut article_service::proto::article_service_client::ArticleServiceClient<
         tonic::transport::Channel,
     >,
     deadlines: &[Duration],
+    expected: Code,
 ) {
     for &deadline in deadlines {
         let mut request = tonic::Request::new(ListTagsRequest::default());
@@ -325,7 +332,7 @@ async fn assert_unavailable_within(
         let elapsed = started.elapsed();
         assert_eq!(
             status.code(),
-            Code::Unavailable,
+            expected,
             "deadline {deadline:?}: {status:?} after {elapsed:?}"
         );
         assert!(elapsed < deadline, "deadline {deadline:?}: {elapsed:?}");

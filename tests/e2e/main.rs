@@ -19,6 +19,7 @@ mod feed_faults;
 mod grpc_web;
 mod grpcurl;
 mod hardening;
+mod hostile_clients;
 mod hostile_input;
 mod import_cli;
 mod interop;

@@ -96,6 +96,8 @@ pub struct ServerOptions {
     pub database_url: String,
     pub publish_token: Option<String>,
     pub env: Vec<(String, String)>,
+    /// Open-file limit (soft and hard) of the process, set by `prlimit`.
+    pub open_files: Option<u64>,
 }
 
 impl ServerOptions {
@@ -104,7 +106,13 @@ impl ServerOptions {
             database_url: database_url.to_owned(),
             publish_token: Some(PUBLISH_TOKEN.to_owned()),
             env: Vec::new(),
+            open_files: None,
         }
+    }
+
+    pub fn open_files(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self
     }
 
     pub fn without_publish_token(mut self) -> Self {
@@ -339,7 +347,15 @@ mod api_helpers {
         /// as it listens, without waiting for SERVING (for a server started while
         /// its database is unreachable).
         pub async fn start_unready(options: ServerOptions) -> Self {
-            let mut command = Command::new(BIN);
+            let mut command = match options.open_files {
+                // prlimit sets the limits and execs the binary: same pid.
+                Some(limit) => {
+                    let mut command = Command::new("prlimit");
+                    command.arg(format!("--nofile={limit}:{limit}")).arg(BIN);
+                    command
+                }
+                None => Command::new(BIN),
+            };
             command
                 .arg("serve")
                 .env_clear()

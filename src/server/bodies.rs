@@ -1,0 +1,289 @@
+//! The bodies admission wraps around a call: the request's, which must
+//! start to arrive in time, and the response's, which holds the call's
+//! slots until its last byte is handed to the connection and keeps unary
+//! responses within their byte budgets.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::slot::Slot;
+use crate::error::Error;
+
+pin_project! {
+    /// A request body whose first frame must arrive within a timeout of the
+    /// headers: a client that sends headers and then nothing gives up its
+    /// slot quickly instead of holding it for the whole request timeout.
+    pub struct MessageDeadline<B> {
+        #[pin]
+        inner: B,
+        // `None` once the message started (or the body ended).
+        deadline: Option<Pin<Box<Sleep>>>,
+        timeout: Duration,
+    }
+}
+
+impl<B> MessageDeadline<B> {
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            timeout,
+        }
+    }
+}
+
+impl<B> Body for MessageDeadline<B>
+where
+    B: Body<Data = Bytes, Error = tonic::Status>,
+{
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if polled.is_ready() {
+            *this.deadline = None;
+            return polled;
+        }
+        if let Some(deadline) = this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            *this.deadline = None;
+            let status = tonic::Status::from(Error::DeadlineExceeded(format!(
+                "the request message did not arrive within {} ms of its headers",
+                this.timeout.as_millis()
+            )));
+            return Poll::Ready(Some(Err(status)));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The byte budgets of a unary response not yet written: its connection's
+/// and the instance's; and the connection's progress counter.
+#[derive(Debug)]
+pub struct ByteBudget {
+    pub connection: Arc<AtomicUsize>,
+    pub connection_limit: usize,
+    pub instance: Arc<AtomicUsize>,
+    pub instance_limit: usize,
+    pub progress: Arc<AtomicU64>,
+}
+
+/// A unary response goes to the connection in pieces of this size: the
+/// connection asks for the next one only when the client's window lets the
+/// last one out, so the rest stays here, counted, rather than in the
+/// connection's send queue.
+const PIECE_BYTES: usize = 16 * 1024;
+
+pin_project! {
+    /// A response body that holds its call's slots until it is done or
+    /// dropped. A unary response's message (one DATA frame: tonic encodes a
+    /// message into one) counts against its byte budgets until its last
+    /// piece is handed over; one that does not fit while others wait is
+    /// dropped and the call answered RESOURCE_EXHAUSTED instead, so that
+    /// clients that do not read cannot make the server hold more than the
+    /// budgets.
+    pub struct Held<B> {
+        #[pin]
+        inner: B,
+        slots: Vec<Slot>,
+        budget: Option<ByteBudget>,
+        // What is left of the message, handed over piece by piece.
+        rest: Bytes,
+        progress: Option<Arc<AtomicU64>>,
+        refused: bool,
+    }
+}
+
+impl<B> Held<B> {
+    pub fn new(inner: B, slots: Vec<Slot>, budget: Option<ByteBudget>) -> Self {
+        Self {
+            inner,
+            slots,
+            budget,
+            rest: Bytes::new(),
+            progress: None,
+            refused: false,
+        }
+    }
+}
+
+/// The next piece of `rest`, counted as progress.
+fn next_piece(rest: &mut Bytes, progress: Option<&Arc<AtomicU64>>) -> Frame<Bytes> {
+    if let Some(progress) = progress {
+        progress.fetch_add(1, Ordering::AcqRel);
+    }
+    Frame::data(rest.split_to(rest.len().min(PIECE_BYTES)))
+}
+
+/// The trailers that end a response that went past its byte budget.
+fn over_budget() -> HeaderMap {
+    let status = tonic::Status::from(Error::ResourceExhausted(
+        "responses to this connection or to all clients wait to be read beyond the server's \
+         byte budget; read them, then retry with backoff"
+            .into(),
+    ));
+    let mut trailers = HeaderMap::new();
+    // Only fails for a message that cannot be a header value; ours can.
+    let _ = status.add_header(&mut trailers);
+    trailers
+}
+
+impl<B> Body for Held<B>
+where
+    B: Body<Data = Bytes, Error = tonic::Status>,
+{
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.project();
+        if *this.refused {
+            return Poll::Ready(None);
+        }
+        if !this.rest.is_empty() {
+            return Poll::Ready(Some(Ok(next_piece(this.rest, this.progress.as_ref()))));
+        }
+        let polled = this.inner.poll_frame(cx);
+        let Poll::Ready(Some(Ok(frame))) = polled else {
+            return polled;
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+        };
+        let Some(budget) = this.budget.take() else {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        };
+        let len = data.len();
+        let held = Slot::take_or_first(&budget.connection, len, budget.connection_limit).and_then(
+            |connection| {
+                Slot::take_or_first(&budget.instance, len, budget.instance_limit)
+                    .map(|instance| [connection, instance])
+            },
+        );
+        match held {
+            Some(held) => {
+                this.slots.extend(held);
+                *this.rest = data;
+                *this.progress = Some(budget.progress);
+                Poll::Ready(Some(Ok(next_piece(this.rest, this.progress.as_ref()))))
+            }
+            None => {
+                *this.refused = true;
+                Poll::Ready(Some(Ok(Frame::trailers(over_budget()))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.refused || (self.rest.is_empty() && self.inner.is_end_stream())
+    }
+
+    // Unknown, not the inner body's: a refused response ends differently.
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    fn answer(bytes: usize) -> impl Body<Data = Bytes, Error = tonic::Status> + Unpin {
+        Full::new(Bytes::from(vec![7u8; bytes])).map_err(|never| match never {})
+    }
+
+    fn budget(
+        connection: &Arc<AtomicUsize>,
+        limit: usize,
+        progress: &Arc<AtomicU64>,
+    ) -> ByteBudget {
+        ByteBudget {
+            connection: connection.clone(),
+            connection_limit: limit,
+            instance: Arc::default(),
+            instance_limit: usize::MAX,
+            progress: progress.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_goes_out_in_pieces_and_counts_until_the_last() {
+        let connection = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let mut held = Held::new(
+            answer(40 * 1024),
+            Vec::new(),
+            Some(budget(&connection, 64 * 1024, &progress)),
+        );
+        let mut pieces = Vec::new();
+        while let Some(frame) = held.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            pieces.push(data.len());
+            assert_eq!(connection.load(Ordering::Acquire), 40 * 1024);
+        }
+        assert_eq!(pieces, [16 * 1024, 16 * 1024, 8 * 1024]);
+        assert_eq!(progress.load(Ordering::Acquire), 3);
+        drop(held);
+        assert_eq!(connection.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_budget_while_another_waits_is_refused() {
+        let connection = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let waiting = Slot::take(&connection, 10, 20).unwrap();
+        let mut held = Held::new(
+            answer(11),
+            Vec::new(),
+            Some(budget(&connection, 20, &progress)),
+        );
+        let trailers = held
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_trailers()
+            .unwrap();
+        assert_eq!(trailers["grpc-status"], "8");
+        assert!(held.frame().await.is_none());
+        assert_eq!(connection.load(Ordering::Acquire), 10);
+        assert_eq!(progress.load(Ordering::Acquire), 0);
+        drop(waiting);
+        // Alone, an answer larger than the whole budget still goes out.
+        let mut alone = Held::new(
+            answer(30),
+            Vec::new(),
+            Some(budget(&connection, 20, &progress)),
+        );
+        let data = alone.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data.len(), 30);
+    }
+}

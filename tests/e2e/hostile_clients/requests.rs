@@ -1,0 +1,174 @@
+//! Requests the server used to answer wrongly: an expired deadline, a
+//! compressed message, huge stream tag filters, titles that derive no slug.
+
+use std::io::Read;
+
+use super::{GET_ARTICLE, raw};
+use crate::common::*;
+use article_service::proto::{
+    GetArticleRequest, GetArticleResponse, StreamArticleChangesRequest, StreamNewArticlesRequest,
+    get_article_request::Key,
+};
+use prost::Message;
+use tonic::Code;
+
+fn get_by_slug_message(slug: &str) -> Vec<u8> {
+    GetArticleRequest {
+        key: Some(Key::Slug(slug.to_owned())),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Row "Deadline of 1 ns on a cache miss": DEADLINE_EXCEEDED, the caller's
+/// own doing, not UNAVAILABLE (which would blame a healthy database).
+#[tokio::test]
+async fn an_expired_caller_deadline_is_deadline_exceeded_on_a_cache_miss() {
+    let server = TestServer::start().await;
+    let mut h2 = raw::connect(server.addr).await;
+    // No such article: every read is a miss that asks the database.
+    let message = raw::frame(false, &get_by_slug_message("no-such-article"));
+    for timeout in ["1n", "1u", "1m"] {
+        let request = raw::request(server.addr, GET_ARTICLE, &[("grpc-timeout", timeout)]);
+        let answer = raw::call(&mut h2, request, message.clone()).await;
+        assert_eq!(
+            answer.code(),
+            Code::DeadlineExceeded as i32,
+            "{timeout}: {answer:?}"
+        );
+    }
+    let request = raw::request(server.addr, GET_ARTICLE, &[("grpc-timeout", "5S")]);
+    let answer = raw::call(&mut h2, request, message).await;
+    assert_eq!(answer.code(), Code::NotFound as i32, "{answer:?}");
+}
+
+/// Row "gzip-compressed request": accepted, the size limit applies to the
+/// message once decompressed, and responses are compressed only when the
+/// operator turns it on and the client accepts gzip.
+#[tokio::test]
+async fn gzip_requests_are_accepted_and_limited_once_decompressed() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("MAX_MESSAGE_BYTES", "65536"))
+            .await;
+    let mut client = server.client().await;
+    let stored = publish(&mut client, article("Compressed", &["Gzip"]))
+        .await
+        .article
+        .expect("the article");
+    let gzip_headers = [("grpc-encoding", "gzip"), ("grpc-accept-encoding", "gzip")];
+
+    let mut h2 = raw::connect(server.addr).await;
+    let compressed = raw::gzip(&get_by_slug_message(&stored.slug));
+    let request = raw::request(server.addr, GET_ARTICLE, &gzip_headers);
+    let answer = raw::call(&mut h2, request, raw::frame(true, &compressed)).await;
+    assert_eq!(answer.code(), 0, "{answer:?}");
+    // Not configured: the answer is not compressed.
+    assert_eq!(answer.headers.get("grpc-encoding"), None);
+    assert_eq!(answer.data[0], 0);
+    let response = GetArticleResponse::decode(&answer.data[5..]).expect("a response");
+    assert_eq!(response.article.expect("the article"), stored);
+
+    // 100,000 bytes once decompressed (a few hundred on the wire), over
+    // the 65,536 allowed.
+    let bomb = raw::gzip(&get_by_slug_message(&"a".repeat(100_000)));
+    assert!(bomb.len() < 1_000, "{}", bomb.len());
+    let request = raw::request(server.addr, GET_ARTICLE, &gzip_headers);
+    let answer = raw::call(&mut h2, request, raw::frame(true, &bomb)).await;
+    assert_eq!(answer.code(), Code::ResourceExhausted as i32, "{answer:?}");
+
+    // Configured: compressed for a client that accepts gzip, not for others.
+    let compressing =
+        TestServer::start_with(ServerOptions::new(&database).env("RESPONSE_COMPRESSION", "gzip"))
+            .await;
+    let mut h2 = raw::connect(compressing.addr).await;
+    let request = raw::request(compressing.addr, GET_ARTICLE, &gzip_headers);
+    let answer = raw::call(&mut h2, request, raw::frame(true, &compressed)).await;
+    assert_eq!(answer.code(), 0, "{answer:?}");
+    assert_eq!(answer.headers["grpc-encoding"], "gzip");
+    assert_eq!(answer.data[0], 1, "the compressed flag");
+    let mut decompressed = Vec::new();
+    flate2::read::GzDecoder::new(&answer.data[5..])
+        .read_to_end(&mut decompressed)
+        .expect("gzip");
+    let response = GetArticleResponse::decode(decompressed.as_slice()).expect("a response");
+    assert_eq!(response.article.expect("the article"), stored);
+    let plain = raw::frame(false, &get_by_slug_message(&stored.slug));
+    let answer = raw::call(
+        &mut h2,
+        raw::request(compressing.addr, GET_ARTICLE, &[]),
+        plain,
+    )
+    .await;
+    assert_eq!(answer.code(), 0, "{answer:?}");
+    assert_eq!(answer.headers.get("grpc-encoding"), None);
+    assert_eq!(answer.data[0], 0);
+}
+
+/// Row "StreamNewArticles with 100 tags of 40 KB each": INVALID_ARGUMENT
+/// `tags`, on both streams, as PublishArticle's 200-character rule.
+#[tokio::test]
+async fn stream_tag_filters_over_200_characters_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let huge: Vec<String> = (0..100)
+        .map(|n| format!("{n}{}", "t".repeat(40_000)))
+        .collect();
+    let status = client
+        .stream_new_articles(StreamNewArticlesRequest {
+            tags: huge.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(bad_request_fields(&status), ["tags"]);
+    let status = client
+        .stream_article_changes(StreamArticleChangesRequest {
+            tags: huge,
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(bad_request_fields(&status), ["tags"]);
+    // 200 characters is allowed.
+    let stream = client
+        .stream_new_articles(StreamNewArticlesRequest {
+            tags: vec!["é".repeat(200)],
+            ..Default::default()
+        })
+        .await;
+    assert!(stream.is_ok(), "{:?}", stream.err());
+}
+
+/// Row "Three different headlines of one day without slug": a title with no
+/// letter or digit derives no slug (INVALID_ARGUMENT `title`); a very long
+/// first word is cut at the 120th character, not at the date.
+#[tokio::test]
+async fn titles_that_derive_no_slug_are_refused_and_long_words_are_cut() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let day = "2026-12-06T10:00:00Z";
+    for title in ["😀😀😀😀😀", "\u{200f}   \u{200e} "] {
+        let status = client
+            .publish_article(authorized(article_at(title, &["Slugs"], day)))
+            .await
+            .expect_err(title);
+        assert_eq!(status.code(), Code::InvalidArgument, "{title:?}");
+        assert_eq!(bad_request_fields(&status), ["title"], "{title:?}");
+    }
+    let long = publish(&mut client, article_at(&"t".repeat(500), &["Slugs"], day)).await;
+    assert!(long.created);
+    let slug = long.article.expect("the article").slug;
+    assert_eq!(slug, format!("2026-12-06-{}", "t".repeat(109)));
+    // The emoji headline with a slug of its own is fine.
+    let mut with_slug = article_at("😀😀😀😀😀", &["Slugs"], day);
+    with_slug.slug = "emoji-headline".into();
+    let stored = publish(&mut client, with_slug).await;
+    assert!(stored.created);
+    assert_eq!(stored.article.expect("the article").slug, "emoji-headline");
+    // Nothing was stored under the bare date.
+    let status = get_by_slug(&mut client, "2026-12-06")
+        .await
+        .expect_err("none");
+    assert_eq!(status.code(), Code::NotFound);
+}
