@@ -96,6 +96,7 @@ pub async fn fanout(
     server_pid: Option<u32>,
     token: &str,
     event: Event,
+    article_bytes: usize,
 ) -> anyhow::Result<()> {
     use article_service::proto::{
         ChangeType, PublishArticleRequest, StreamArticleChangesRequest, StreamNewArticlesRequest,
@@ -115,7 +116,7 @@ pub async fn fanout(
             let request = PublishArticleRequest {
                 slug: format!("fanout-{run}-{n}"),
                 title: format!("Fan-out article {n}"),
-                body: "x".repeat(4_000),
+                body: "x".repeat(article_bytes),
                 byline: "loadgen".into(),
                 tags: vec!["Loadgen".into()],
                 ..Default::default()
@@ -239,7 +240,7 @@ pub async fn fanout(
                 slug,
                 title: format!("Fan-out article {published}"),
                 summary: unix_micros().to_string(),
-                body: "x".repeat(4_000),
+                body: "x".repeat(article_bytes),
                 byline: "loadgen".into(),
                 tags: vec!["Loadgen".into()],
                 published_at,

@@ -95,6 +95,9 @@ enum Command {
         /// withdrawal.
         #[arg(long, value_enum, default_value = "new")]
         event: fanout::Event,
+        /// Body size of each published article.
+        #[arg(long, default_value_t = 4_000)]
+        article_bytes: usize,
     },
     /// One consumer rebuilding its copy: StreamArticleChanges from the
     /// beginning until `events` changes arrived; changes a second and the
@@ -155,6 +158,10 @@ enum Command {
         server_pid: Option<u32>,
         #[arg(long, env = "PUBLISH_TOKEN", default_value = "dev-publish-token")]
         token: String,
+        /// Articles (of --article-bytes) published before the stalled
+        /// streams open, which resume from a token before them.
+        #[arg(long, default_value_t = 0)]
+        behind: usize,
     },
     /// The gRPC ceiling: a bare tonic ArticleService answering GetArticle
     /// and ListArticlesByTag from memory, until interrupted.
@@ -208,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
             server_pid,
             token,
             event,
+            article_bytes,
         } => {
             fanout::fanout(
                 &addr,
@@ -218,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
                 server_pid,
                 &token,
                 event,
+                article_bytes,
             )
             .await
         }
@@ -260,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             server_pid,
             token,
+            behind,
         } => {
             stalled::stalled(stalled::Options {
                 addr,
@@ -270,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 server_pid,
                 token,
+                behind,
             })
             .await
         }

@@ -28,6 +28,54 @@ pub struct Options {
     pub duration: Duration,
     pub server_pid: Option<u32>,
     pub token: String,
+    /// Articles published before the stalled streams open, which they
+    /// resume from a token before (0: they start at the head).
+    pub behind: usize,
+}
+
+/// A StreamNewArticles resume token from before `count` articles it then
+/// publishes.
+async fn resume_token_before(options: &Options, count: usize) -> anyhow::Result<String> {
+    let channel = Endpoint::from_shared(format!("http://{}", options.addr))?
+        .connect()
+        .await?;
+    let mut client = ArticleServiceClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
+    let mut first = client
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await?
+        .into_inner();
+    let run = unix_micros();
+    let publish = |slug: String, body: String| {
+        let mut request = tonic::Request::new(PublishArticleRequest {
+            title: format!("Stalled-reader backlog {slug}"),
+            slug,
+            body,
+            byline: "loadgen".into(),
+            tags: vec!["Loadgen".into()],
+            ..Default::default()
+        });
+        let header = format!("Bearer {}", options.token).parse();
+        header.map(|value| {
+            request.metadata_mut().insert("authorization", value);
+            request
+        })
+    };
+    client
+        .publish_article(publish(format!("backlog-{run}-start"), "Start.".into())?)
+        .await?;
+    let token = first
+        .message()
+        .await?
+        .map(|message| message.resume_token)
+        .ok_or_else(|| anyhow::anyhow!("the stream ended"))?;
+    drop(first);
+    let body = "x".repeat(options.article_bytes);
+    for n in 0..count {
+        client
+            .publish_article(publish(format!("backlog-{run}-{n}"), body.clone())?)
+            .await?;
+    }
+    Ok(token)
 }
 
 fn unix_micros() -> u64 {
@@ -40,6 +88,11 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
     let endpoint = Endpoint::from_shared(format!("http://{}", options.addr))?
         .initial_stream_window_size(65_535)
         .initial_connection_window_size(64 * 1024 * 1024);
+    let resume_token = if options.behind > 0 {
+        resume_token_before(&options, options.behind).await?
+    } else {
+        String::new()
+    };
     let rss_before = options
         .server_pid
         .and_then(rss_mib)
@@ -55,15 +108,24 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
             .max_decoding_message_size(64 * 1024 * 1024);
         held.push(
             client
-                .stream_new_articles(StreamNewArticlesRequest::default())
+                .stream_new_articles(StreamNewArticlesRequest {
+                    resume_token: resume_token.clone(),
+                    ..Default::default()
+                })
                 .await?
                 .into_inner(),
         );
     }
-    let rss_open = options
-        .server_pid
-        .and_then(rss_mib)
-        .map_or(0.0, |(_, rss)| rss);
+    // Time for them to catch up as far as they can.
+    let mut rss_open: f64 = 0.0;
+    for _ in 0..if options.behind > 0 { 6 } else { 1 } {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = options
+            .server_pid
+            .and_then(rss_mib)
+            .map_or(0.0, |(_, rss)| rss);
+        rss_open = rss_open.max(rss);
+    }
 
     // The good subscriber, on its own connection.
     let good_channel = Endpoint::from_shared(format!("http://{}", options.addr))?
@@ -132,8 +194,9 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
     let histogram = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "{{\"stalled_streams\":{},\"published\":{},\"article_bytes\":{},\"good_received\":{},\"good_p50_ms\":{:.1},\"good_p99_ms\":{:.1},\"good_max_ms\":{:.1},\"rss_before_mib\":{:.1},\"rss_streams_open_mib\":{:.1},\"rss_max_sampled_mib\":{:.1},\"rss_peak_mib\":{:.1}}}",
+        "{{\"stalled_streams\":{},\"behind\":{},\"published\":{},\"article_bytes\":{},\"good_received\":{},\"good_p50_ms\":{:.1},\"good_p99_ms\":{:.1},\"good_max_ms\":{:.1},\"rss_before_mib\":{:.1},\"rss_streams_open_mib\":{:.1},\"rss_max_sampled_mib\":{:.1},\"rss_peak_mib\":{:.1}}}",
         options.streams,
+        options.behind,
         published,
         options.article_bytes,
         received.load(Ordering::Relaxed),
