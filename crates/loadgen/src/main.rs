@@ -13,6 +13,7 @@ mod ceiling;
 mod changes;
 mod corpus;
 mod fanout;
+mod hostile;
 mod reads;
 mod soak;
 mod stalled;
@@ -163,6 +164,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         behind: usize,
     },
+    /// A misbehaving client at full size (headers without messages, health
+    /// Watch streams, connections without the HTTP/2 preface) beside a good
+    /// client calling GetArticle; what each got and the server's RSS and CPU.
+    Hostile {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        #[arg(long, value_enum)]
+        attack: hostile::Attack,
+        /// Streams (watch) or connections (silent).
+        #[arg(long, default_value_t = 1_000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// HEADERS frames a second (headers).
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// The article the good client reads.
+        #[arg(long)]
+        slug: String,
+    },
     /// The gRPC ceiling: a bare tonic ArticleService answering GetArticle
     /// and ListArticlesByTag from memory, until interrupted.
     Ceiling {
@@ -281,6 +306,28 @@ async fn main() -> anyhow::Result<()> {
                 server_pid,
                 token,
                 behind,
+            })
+            .await
+        }
+        Command::Hostile {
+            addr,
+            attack,
+            count,
+            connections,
+            rate,
+            seconds,
+            server_pid,
+            slug,
+        } => {
+            hostile::hostile(hostile::Options {
+                addr,
+                attack,
+                count,
+                connections,
+                rate,
+                duration: Duration::from_secs(seconds),
+                server_pid,
+                slug,
             })
             .await
         }
