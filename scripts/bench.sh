@@ -11,6 +11,7 @@
 #   scripts/bench.sh grpc-go   as grpc-go clients see it (GRPC_GO_LOADGEN): 10,000 streams' memory,
 #                              delivery and CPU; 1,000 stalled readers under 1 MiB articles;
 #                              GetArticle Zipf(1.1) against the ceiling, with and without call lines
+#   scripts/bench.sh hostile   the hostile-clients issue's attacks at full size, each beside a good client
 #   scripts/bench.sh pg        start the benchmark cluster only, print its DATABASE_URL
 #   scripts/bench.sh stop      stop the benchmark cluster (and anything `all` left running)
 #   scripts/bench.sh clean     stop it and delete target/bench (corpus included)
@@ -140,7 +141,11 @@ case $cmd in
         trap cleanup EXIT
         source "$PROJECT/scripts/bench-grpcgo.sh"
         ;;
+    hostile)
+        trap cleanup EXIT
+        source "$PROJECT/scripts/bench-hostile.sh"
+        ;;
     *)
-        die "unknown command $cmd (all, lifecycle, grpc-go, pg, stop, clean)"
+        die "unknown command $cmd (all, lifecycle, grpc-go, hostile, pg, stop, clean)"
         ;;
 esac

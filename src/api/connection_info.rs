@@ -33,7 +33,11 @@ pub struct ConnectionLoad {
     pub unsent_bytes: Arc<AtomicUsize>,
     /// Calls started on the connection, ever.
     pub started: Arc<AtomicU64>,
-    /// Pieces of unary responses handed to the connection, ever: it stands
-    /// still while the client's window stays shut.
+    /// Pieces of unary responses and feed stream messages handed to the
+    /// connection, ever: it stands still while the client's window stays
+    /// shut.
     pub progress: Arc<AtomicU64>,
+    /// Feed streams whose last message HTTP/2 has not taken in full yet
+    /// (it waits for the client's window).
+    pub streams_waiting: Arc<AtomicUsize>,
 }

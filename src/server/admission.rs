@@ -142,7 +142,7 @@ fn expired(request: &Request<Body>) -> Option<tonic::Status> {
 }
 
 /// The connection a request came over (plaintext or TLS).
-fn connection_load(request: &Request<Body>) -> Option<ConnectionLoad> {
+pub(super) fn connection_load<B>(request: &Request<B>) -> Option<ConnectionLoad> {
     let extensions = request.extensions();
     extensions
         .get::<ConnectionInfo>()

@@ -172,7 +172,8 @@ impl AsyncRead for ServerConnection {
         {
             let load = &this.info.load;
             let progress = load.progress.load(Ordering::Acquire);
-            let waiting = load.unsent_bytes.load(Ordering::Acquire) > 0;
+            let waiting = load.unsent_bytes.load(Ordering::Acquire) > 0
+                || load.streams_waiting.load(Ordering::Acquire) > 0;
             let now = Instant::now();
             let blocked = this
                 .write_blocked_since

@@ -13,6 +13,7 @@
 //! the same methods (`api::service`), which copies.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 use futures::future::Either;
@@ -27,7 +28,8 @@ use tonic::metadata::MetadataMap;
 use tonic_prost::ProstDecoder;
 use tower::{Layer, Service};
 
-use crate::api::{ArticleApi, FramedStream};
+use super::admission::connection_load;
+use crate::api::{ArticleApi, ConnectionLoad, FramedStream};
 use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
 
 const NEW_ARTICLES: &str = "/newsroom.content.v1.ArticleService/StreamNewArticles";
@@ -142,6 +144,7 @@ where
     B: http_body::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
+    let load = connection_load(&request);
     let (parts, body) = request.into_parts();
     let metadata = MetadataMap::from_headers(parts.headers);
     let opened = match method {
@@ -177,6 +180,8 @@ where
             let mut response = Response::new(Body::new(FramedBody {
                 stream,
                 finished: false,
+                load,
+                waiting: false,
             }));
             response
                 .headers_mut()
@@ -208,9 +213,48 @@ where
 }
 
 /// The stream's frames as the response body, then its status as trailers.
+///
+/// hyper asks for the next frame only once HTTP/2 has room for more of
+/// this stream: from handing a frame over until the next ask, the stream
+/// counts as waiting on its connection (`ConnectionLoad::streams_waiting`),
+/// and each ask as progress. A connection that holds a waiting stream
+/// without progress for `RESPONSE_STALL_TIMEOUT` is closed (`connection`):
+/// hyper can end a stream whose client stopped reading no other way, and
+/// its consumer resumes from its last token.
 struct FramedBody {
     stream: FramedStream,
     finished: bool,
+    load: Option<ConnectionLoad>,
+    /// A frame was handed over and not followed by an ask yet.
+    waiting: bool,
+}
+
+impl FramedBody {
+    fn asked(&mut self) {
+        if std::mem::take(&mut self.waiting)
+            && let Some(load) = &self.load
+        {
+            load.streams_waiting.fetch_sub(1, Ordering::AcqRel);
+            load.progress.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn handed_over(&mut self) {
+        if let Some(load) = &self.load {
+            self.waiting = true;
+            load.streams_waiting.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for FramedBody {
+    fn drop(&mut self) {
+        if self.waiting
+            && let Some(load) = &self.load
+        {
+            load.streams_waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl http_body::Body for FramedBody {
@@ -221,11 +265,15 @@ impl http_body::Body for FramedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.asked();
         if self.finished {
             return Poll::Ready(None);
         }
         let status = match ready!(self.stream.as_mut().poll_next(cx)) {
-            Some(Ok(framed)) => return Poll::Ready(Some(Ok(Frame::data(framed)))),
+            Some(Ok(framed)) => {
+                self.handed_over();
+                return Poll::Ready(Some(Ok(Frame::data(framed))));
+            }
             Some(Err(status)) => status,
             None => Status::ok(""),
         };

@@ -196,3 +196,101 @@ async fn streams_resuming_from_an_old_token_that_never_read_hold_a_bounded_amoun
         "RSS grew {grown} KiB from {before} KiB for 6 stalled streams resuming before 40 articles of 900 KB"
     );
 }
+
+#[tokio::test]
+async fn a_stream_whose_client_stops_reading_ends_and_resumes_without_loss() {
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await).env("RESPONSE_STALL_TIMEOUT", "2"),
+    )
+    .await;
+    let mut publisher = server.client().await;
+    let mut consumer = small_window_client(&server).await;
+    let mut stream = consumer
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await
+        .expect("a stream")
+        .into_inner();
+    // The first article, read: the consumer has a token.
+    let first = publish(&mut publisher, article("Stall start", &["Large"]))
+        .await
+        .article
+        .expect("an article")
+        .slug;
+    let message = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("the first article")
+        .expect("the stream goes on")
+        .expect("a message");
+    assert_eq!(message.article.map(|article| article.slug), Some(first));
+    let mut token = message.resume_token;
+    let mut expected = Vec::new();
+    for n in 0..30 {
+        let mut request = article(&format!("Stall {n}"), &["Large"]);
+        request.body = "x".repeat(100_000);
+        expected.push(
+            publish(&mut publisher, request)
+                .await
+                .article
+                .expect("an article")
+                .slug,
+        );
+    }
+    // The consumer has not read: its window (64 KiB) holds less than one
+    // article, the rest waits on the server. It reads again later: what
+    // the connection delivered, then the error the closed connection gave.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let ended = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await {
+            Ok(Ok(Some(message))) => {
+                if let Some(article) = message.article {
+                    received.push(article.slug);
+                }
+                token = message.resume_token;
+            }
+            Ok(Ok(None)) => panic!("the stream ended with OK"),
+            Ok(Err(status)) => break status,
+            Err(_) => panic!("the stalled stream was not ended: got {received:?}"),
+        }
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the stream's end was already there"
+    );
+    assert_ne!(ended.code(), tonic::Code::Ok);
+    assert!(
+        received.len() < expected.len(),
+        "the window cannot have held every article: {}",
+        received.len()
+    );
+    // Resumes from its token on a new connection: the rest, once each.
+    let mut resumed = server
+        .client()
+        .await
+        .stream_new_articles(StreamNewArticlesRequest {
+            resume_token: token,
+            ..Default::default()
+        })
+        .await
+        .expect("resume")
+        .into_inner();
+    while received.len() < expected.len() {
+        let message = tokio::time::timeout(WAIT, resumed.message())
+            .await
+            .expect("the rest arrives")
+            .expect("the stream goes on")
+            .expect("a message");
+        if let Some(article) = message.article {
+            received.push(article.slug);
+        }
+    }
+    assert_eq!(received, expected);
+    assert_eq!(
+        server
+            .metric("article_connections_timed_out_total{reason=\"stalled\"}")
+            .await,
+        Some(1.0),
+        "the stall was counted once"
+    );
+}
