@@ -126,6 +126,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
         *position = Some(head);
         lag.delivered(head);
         feed.cache.clear();
+        feed.shared_frames.clear();
         let _ = feed.sender.send(Arc::new(FeedItem {
             previous_position: head,
             position: head,

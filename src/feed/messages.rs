@@ -14,7 +14,7 @@ use crate::wire::{
 };
 
 /// Which stream a message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StreamKind {
     NewArticles,
     Changes,

@@ -16,6 +16,7 @@ mod listener;
 mod messages;
 mod release;
 mod retained;
+mod shared_frames;
 mod subscription;
 
 use std::sync::{Arc, Weak};
@@ -28,6 +29,7 @@ use crate::cache::ReadCache;
 use crate::store::{BatchLimits, Store, TokenKeys};
 
 pub(crate) use retained::Retained;
+use shared_frames::SharedFrames;
 
 pub use listener::run_listener;
 pub use messages::{BroadcastTokens, StreamKind, StreamMessage};
@@ -135,6 +137,9 @@ pub struct Feed {
     catch_ups: Arc<Semaphore>,
     /// `FeedSettings::catch_up_bytes`, in KiB.
     catch_up_bytes: Arc<Semaphore>,
+    /// Large catch-up messages, framed once for every stream reading them
+    /// (as many bytes as the broadcast keeps).
+    shared_frames: Arc<SharedFrames>,
     /// Told by the listener what changed (`cache`).
     cache: ReadCache,
     head_reads: Arc<head::SharedHeadRead>,
@@ -155,6 +160,9 @@ impl Feed {
             tokens,
             streams: Arc::new(Semaphore::new(settings.max_streams)),
             catch_ups: Arc::new(Semaphore::new(settings.max_catch_ups.max(1))),
+            shared_frames: Arc::new(SharedFrames::new(
+                u64::try_from(settings.buffer_bytes).unwrap_or(u64::MAX),
+            )),
             catch_up_bytes: Arc::new(Semaphore::new(
                 (settings.catch_up_bytes / 1024).min(Semaphore::MAX_PERMITS),
             )),

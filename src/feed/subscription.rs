@@ -323,8 +323,11 @@ impl<M: StreamMessage> Subscription<M> {
         let mut messages: Vec<Bytes> = changes
             .iter()
             .map(|change| {
-                let token = self.tokens.seal(&M::token(change.position));
-                frame(&M::from_change(change, self.view, token))
+                feed.shared_frames
+                    .frame(change.position, M::KIND, self.view, || {
+                        let token = self.tokens.seal(&M::token(change.position));
+                        frame(&M::from_change(change, self.view, token))
+                    })
             })
             .collect();
         let held = match feed.hold_catch_up_bytes(&messages) {

@@ -71,7 +71,7 @@ fn state_to_proto(state: ArticleState) -> proto::ArticleState {
 }
 
 /// How much of an article a read returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
     Full,
     /// Every field but `body`.
