@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use article_service::proto::article_service_client::ArticleServiceClient;
 use article_service::proto::{GetArticleRequest, get_article_request::Key};
 use hdrhistogram::Histogram;
+use tokio::io::AsyncReadExt;
 use tonic::transport::Endpoint;
 
 use crate::fanout::rss_mib;
@@ -225,12 +226,18 @@ async fn silent(options: &Options) -> anyhow::Result<(u64, String)> {
     }
     tokio::time::sleep(options.duration).await;
     let mut closed = 0u64;
-    for socket in &sockets {
-        let mut buf = [0u8; 1];
-        // Closed by the server: a read returns 0 bytes (or an error) at once.
-        match tokio::time::timeout(Duration::from_millis(5), socket.peek(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
-            _ => {}
+    for socket in &mut sockets {
+        // What the server sent (its SETTINGS), then the end it gave, if any.
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::time::timeout(Duration::from_millis(5), socket.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                Err(_) => break,
+            }
         }
     }
     Ok((
