@@ -145,32 +145,19 @@ where
     B::Error: Into<tonic::codegen::StdError>,
 {
     let load = connection_load(&request);
-    let (parts, body) = request.into_parts();
-    let metadata = MetadataMap::from_headers(parts.headers);
     let opened = match method {
         Method::NewArticles => {
-            match decode::<StreamNewArticlesRequest, _>(body, max_message_bytes).await {
-                Ok(message) => {
-                    api.open_new_articles_stream(tonic::Request::from_parts(
-                        metadata,
-                        parts.extensions,
-                        message,
-                    ))
-                    .await
-                }
+            let request = decode::<StreamNewArticlesRequest, _>(request, max_message_bytes).await;
+            match request {
+                Ok(request) => api.open_new_articles_stream(request).await,
                 Err(status) => Err(status),
             }
         }
         Method::Changes => {
-            match decode::<StreamArticleChangesRequest, _>(body, max_message_bytes).await {
-                Ok(message) => {
-                    api.open_changes_stream(tonic::Request::from_parts(
-                        metadata,
-                        parts.extensions,
-                        message,
-                    ))
-                    .await
-                }
+            let request =
+                decode::<StreamArticleChangesRequest, _>(request, max_message_bytes).await;
+            match request {
+                Ok(request) => api.open_changes_stream(request).await,
                 Err(status) => Err(status),
             }
         }
@@ -192,24 +179,33 @@ where
     }
 }
 
-/// The request's one message, decoded as tonic decodes it (size limit
-/// included).
-async fn decode<M, B>(body: B, max_message_bytes: usize) -> Result<M, Status>
+/// The request with its one message, decoded as tonic decodes it (size
+/// limit included).
+async fn decode<M, B>(
+    request: Request<B>,
+    max_message_bytes: usize,
+) -> Result<tonic::Request<M>, Status>
 where
     M: prost::Message + Default + Send + 'static,
     B: http_body::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
+    let (parts, body) = request.into_parts();
     let mut messages = Streaming::new_request(
         ProstDecoder::<M>::default(),
         body,
         None,
         Some(max_message_bytes),
     );
-    messages
+    let message = messages
         .message()
         .await?
-        .ok_or_else(|| Status::internal("Missing request message."))
+        .ok_or_else(|| Status::internal("Missing request message."))?;
+    Ok(tonic::Request::from_parts(
+        MetadataMap::from_headers(parts.headers),
+        parts.extensions,
+        message,
+    ))
 }
 
 /// The stream's frames as the response body, then its status as trailers.
