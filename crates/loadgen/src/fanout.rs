@@ -8,7 +8,7 @@ use article_service::proto::article_service_client::ArticleServiceClient;
 use hdrhistogram::Histogram;
 use tonic::transport::Endpoint;
 
-fn unix_micros() -> u64 {
+pub fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_micros() as u64)
@@ -43,7 +43,7 @@ pub enum Event {
     Withdraw,
 }
 
-fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
+pub fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()

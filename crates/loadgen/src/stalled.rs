@@ -17,7 +17,7 @@ use article_service::proto::{PublishArticleRequest, StreamNewArticlesRequest};
 use hdrhistogram::Histogram;
 use tonic::transport::Endpoint;
 
-use crate::fanout::rss_mib;
+use crate::fanout::{authorized, rss_mib, unix_micros};
 
 pub struct Options {
     pub addr: String,
@@ -45,23 +45,15 @@ async fn resume_token_before(options: &Options, count: usize) -> anyhow::Result<
         .await?
         .into_inner();
     let run = unix_micros();
-    let publish = |slug: String, body: String| {
-        let mut request = tonic::Request::new(PublishArticleRequest {
-            title: format!("Stalled-reader backlog {slug}"),
-            slug,
-            body,
-            byline: "loadgen".into(),
-            tags: vec!["Loadgen".into()],
-            ..Default::default()
-        });
-        let header = format!("Bearer {}", options.token).parse();
-        header.map(|value| {
-            request.metadata_mut().insert("authorization", value);
-            request
-        })
-    };
     client
-        .publish_article(publish(format!("backlog-{run}-start"), "Start.".into())?)
+        .publish_article(authorized(
+            article(
+                format!("backlog-{run}-start"),
+                "Start.".into(),
+                String::new(),
+            ),
+            &options.token,
+        )?)
         .await?;
     let token = first
         .message()
@@ -72,16 +64,27 @@ async fn resume_token_before(options: &Options, count: usize) -> anyhow::Result<
     let body = "x".repeat(options.article_bytes);
     for n in 0..count {
         client
-            .publish_article(publish(format!("backlog-{run}-{n}"), body.clone())?)
+            .publish_article(authorized(
+                article(format!("backlog-{run}-{n}"), body.clone(), String::new()),
+                &options.token,
+            )?)
             .await?;
     }
     Ok(token)
 }
 
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+/// A loadgen article of `body` under `slug`; `summary` carries a send time
+/// where latency is measured.
+fn article(slug: String, body: String, summary: String) -> PublishArticleRequest {
+    PublishArticleRequest {
+        title: format!("Stalled-reader article {slug}"),
+        slug,
+        summary,
+        body,
+        byline: "loadgen".into(),
+        tags: vec!["Loadgen".into()],
+        ..Default::default()
+    }
 }
 
 pub async fn stalled(options: Options) -> anyhow::Result<()> {
@@ -166,20 +169,14 @@ pub async fn stalled(options: Options) -> anyhow::Result<()> {
     let body = "x".repeat(options.article_bytes);
     while started.elapsed() < options.duration {
         ticker.tick().await;
-        let mut request = tonic::Request::new(PublishArticleRequest {
-            slug: format!("stalled-{run}-{published}"),
-            title: format!("Stalled-reader article {published}"),
-            summary: unix_micros().to_string(),
-            body: body.clone(),
-            byline: "loadgen".into(),
-            tags: vec!["Loadgen".into()],
-            ..Default::default()
-        });
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", options.token).parse()?,
+        let request = article(
+            format!("stalled-{run}-{published}"),
+            body.clone(),
+            unix_micros().to_string(),
         );
-        publisher.publish_article(request).await?;
+        publisher
+            .publish_article(authorized(request, &options.token)?)
+            .await?;
         published += 1;
         if let Some((_, rss)) = options.server_pid.and_then(rss_mib) {
             rss_max_sampled = rss_max_sampled.max(rss);
