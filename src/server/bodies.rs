@@ -140,14 +140,21 @@ fn next_piece(rest: &mut Bytes, progress: Option<&Arc<AtomicU64>>) -> Frame<Byte
 
 /// The trailers that end a response that went past its byte budget.
 fn over_budget() -> HeaderMap {
-    let status = tonic::Status::from(Error::ResourceExhausted(
+    trailers(&tonic::Status::from(Error::ResourceExhausted(
         "responses to this connection or to all clients wait to be read beyond the server's \
          byte budget; read them, then retry with backoff"
             .into(),
-    ));
-    let mut trailers = HeaderMap::new();
-    // Only fails for a message that cannot be a header value; ours can.
-    let _ = status.add_header(&mut trailers);
+    )))
+}
+
+/// The trailers that end a response with `status`.
+pub(super) fn trailers(status: &tonic::Status) -> HeaderMap {
+    let mut trailers = HeaderMap::with_capacity(3);
+    if status.add_header(&mut trailers).is_err() {
+        // Only a message that cannot be a header value gets here.
+        trailers = HeaderMap::with_capacity(1);
+        trailers.insert("grpc-status", http::HeaderValue::from_static("13"));
+    }
     trailers
 }
 

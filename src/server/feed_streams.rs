@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 
 use futures::future::Either;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use prost::bytes::Bytes;
 use tonic::Status;
@@ -29,6 +29,7 @@ use tonic_prost::ProstDecoder;
 use tower::{Layer, Service};
 
 use super::admission::connection_load;
+use super::bodies::trailers;
 use crate::api::{ArticleApi, ConnectionLoad, FramedStream};
 use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
 
@@ -280,14 +281,4 @@ impl http_body::Body for FramedBody {
     fn is_end_stream(&self) -> bool {
         self.finished
     }
-}
-
-fn trailers(status: &Status) -> HeaderMap {
-    let mut trailers = HeaderMap::with_capacity(3);
-    if status.add_header(&mut trailers).is_err() {
-        // Only a message that cannot be a header value gets here.
-        trailers = HeaderMap::with_capacity(1);
-        trailers.insert("grpc-status", HeaderValue::from_static("13"));
-    }
-    trailers
 }
