@@ -13,5 +13,5 @@ mod writes;
 
 pub use auth::PublishAuth;
 pub use connection_info::{ConnectionInfo, ConnectionLoad};
-pub use service::{ArticleApi, FramedStream};
-pub use streams::MAX_STREAM_TAGS;
+pub use service::ArticleApi;
+pub use streams::{FramedStream, MAX_STREAM_TAGS};

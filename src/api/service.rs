@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::auth::PublishAuth;
 use super::connection_info::ConnectionInfo;
 use super::deadline;
-pub use super::streams::FramedStream;
+use super::streams::FramedStream;
 use crate::cache::ReadCache;
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};

@@ -40,6 +40,19 @@ async fn small_window_client(server: &TestServer) -> ArticleServiceClient<Channe
     ArticleServiceClient::new(channel).max_decoding_message_size(4 * 1024 * 1024)
 }
 
+/// The stream's next message within `WAIT`; `waiting_for` names it when
+/// it does not come.
+async fn next_message(
+    stream: &mut Streaming<StreamNewArticlesResponse>,
+    waiting_for: &str,
+) -> StreamNewArticlesResponse {
+    tokio::time::timeout(WAIT, stream.message())
+        .await
+        .unwrap_or_else(|_| panic!("{waiting_for}: nothing within {WAIT:?}"))
+        .expect("the stream goes on")
+        .expect("a message")
+}
+
 /// Opens `count` streams over `connections` connections and returns them
 /// unread.
 async fn stalled_streams(
@@ -85,11 +98,7 @@ async fn publish_large_articles(
             .expect("an article")
             .slug;
         let sent = Instant::now();
-        let received = tokio::time::timeout(WAIT, reader.message())
-            .await
-            .expect("the reading consumer gets each article in time")
-            .expect("the stream goes on")
-            .expect("a message");
+        let received = next_message(reader, "the reading consumer gets each article in time").await;
         assert_eq!(received.article.map(|article| article.slug), Some(slug));
         assert!(
             sent.elapsed() < Duration::from_secs(5),
@@ -151,11 +160,8 @@ async fn streams_resuming_from_an_old_token_that_never_read_hold_a_bounded_amoun
         .expect("a stream")
         .into_inner();
     publish(&mut publisher, article("Before", &["Large"])).await;
-    let token = tokio::time::timeout(WAIT, first.message())
+    let token = next_message(&mut first, "the first article")
         .await
-        .expect("the first article")
-        .expect("the stream goes on")
-        .expect("a message")
         .resume_token;
     drop(first);
     for n in 0..40 {
@@ -216,11 +222,7 @@ async fn a_stream_whose_client_stops_reading_ends_and_resumes_without_loss() {
         .article
         .expect("an article")
         .slug;
-    let message = tokio::time::timeout(WAIT, stream.message())
-        .await
-        .expect("the first article")
-        .expect("the stream goes on")
-        .expect("a message");
+    let message = next_message(&mut stream, "the first article").await;
     assert_eq!(message.article.map(|article| article.slug), Some(first));
     let mut token = message.resume_token;
     let mut expected = Vec::new();
@@ -276,11 +278,7 @@ async fn a_stream_whose_client_stops_reading_ends_and_resumes_without_loss() {
         .expect("resume")
         .into_inner();
     while received.len() < expected.len() {
-        let message = tokio::time::timeout(WAIT, resumed.message())
-            .await
-            .expect("the rest arrives")
-            .expect("the stream goes on")
-            .expect("a message");
+        let message = next_message(&mut resumed, "the rest arrives").await;
         if let Some(article) = message.article {
             received.push(article.slug);
         }
@@ -330,11 +328,7 @@ async fn many_reading_streams_share_each_large_article() {
     let before = server.rss_kib();
     let (reference_slugs, published) = publish_all(&mut publisher, 0).await;
     for slug in &reference_slugs {
-        let message = tokio::time::timeout(WAIT, reader.message())
-            .await
-            .expect("the reference reader gets each article")
-            .expect("the stream goes on")
-            .expect("a message");
+        let message = next_message(&mut reader, "the reference reader gets each article").await;
         assert_eq!(
             message.article.map(|article| &article.slug == slug),
             Some(true)
