@@ -11,6 +11,7 @@
 //! own position (`subscription`). The table is the truth; notifications
 //! only make delivery fast.
 
+mod catch_up;
 mod head;
 mod listener;
 mod messages;
@@ -26,7 +27,7 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ReadCache;
-use crate::store::{BatchLimits, Store, TokenKeys};
+use crate::store::{Store, TokenKeys};
 
 pub(crate) use retained::Retained;
 use shared_frames::SharedFrames;
@@ -171,14 +172,6 @@ impl Feed {
             cache,
             head_reads: Arc::default(),
             shutdown,
-        }
-    }
-
-    /// How much one catch-up read returns at most.
-    fn batch_limits(&self) -> BatchLimits {
-        BatchLimits {
-            changes: self.settings.batch_size,
-            bytes: self.settings.batch_bytes,
         }
     }
 

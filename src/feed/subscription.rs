@@ -15,6 +15,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::catch_up::{Batch, Pending, ReadFrom, not_past};
 use super::{Feed, FeedEvent, FeedItem, StreamMessage};
 use crate::domain::token::TokenCodec;
 use crate::error::{Error, Result};
@@ -46,6 +47,8 @@ pub struct Subscription<M> {
     at_head: bool,
     /// The change log's head as the catch-up last read it.
     known_head: Option<i64>,
+    /// Changes the next catch-up read asks for.
+    row_limit: u32,
     _permit: OwnedSemaphorePermit,
     _message: PhantomData<fn() -> M>,
 }
@@ -113,6 +116,7 @@ impl Feed {
             ends_at: None,
             at_head,
             known_head: Some(head),
+            row_limit: self.settings.batch_size,
             _permit: permit,
             _message: PhantomData,
         })
@@ -151,27 +155,30 @@ impl<M: StreamMessage> Subscription<M> {
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             'outer: loop {
                 // Catch up from the database, up to its head (a new stream
-                // starts there).
+                // starts there). The next batch is read while this one is
+                // sent.
+                let mut next_read: Option<Pending> = None;
                 while !std::mem::take(&mut self.at_head) {
-                    // Boxed: a catch-up holds a database query's future, far
-                    // larger than the rest of the stream, and most streams
-                    // spend their life live.
+                    let read = next_read.take().unwrap_or_else(|| self.read_next());
                     let batch = tokio::select! {
                         biased;
                         error = &mut shutdown_signal => {
                             yield Err(error);
                             return;
                         }
-                        batch = Box::pin(self.catch_up_batch()) => batch,
+                        batch = read.batch() => batch,
                     };
                     let CatchUp { messages, done, _held } = match batch {
-                        Ok(batch) => batch,
+                        Ok(batch) => self.take_batch(batch),
                         Err(error) => {
                             tracing::debug!(%error, position = self.position, "stream cannot catch up; ending it");
                             yield Err(error);
                             return;
                         }
                     };
+                    if !done {
+                        next_read = Some(self.read_next());
+                    }
                     if !messages.is_empty() {
                         heartbeat.reset();
                     }
@@ -275,52 +282,25 @@ impl<M: StreamMessage> Subscription<M> {
         frame(&M::heartbeat(self.tokens.seal(&M::token(self.position))))
     }
 
-    /// One batch of matching changes after our position, up to the
-    /// database's head.
-    async fn catch_up_batch(&mut self) -> Result<CatchUp> {
+    /// Starts reading the next batch of matching changes after our
+    /// position, up to the database's head.
+    fn read_next(&self) -> Pending {
+        self.feed.read_changes(ReadFrom {
+            position: self.position,
+            known_head: self.known_head,
+            tag_slugs: self.tag_slugs.clone(),
+            filter: M::FILTER,
+            with_bodies: self.view == View::Full,
+            row_limit: self.row_limit,
+        })
+    }
+
+    /// Frames a batch, holds its share of the catch-up budget, and moves
+    /// our position past what it will send.
+    fn take_batch(&mut self, batch: Batch) -> CatchUp {
         let feed = &self.feed;
-        // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
-        // is never closed.
-        let _turn = feed
-            .catch_ups
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
-        // The head is read before the batches that stop at it, and again
-        // only once they reached it: a long catch-up costs one statement a
-        // batch, not two. Whatever is written meanwhile comes after the
-        // head, from the broadcast or the next catch-up.
-        let head = match self.known_head {
-            Some(head) if head > self.position => head,
-            _ => feed.store.change_head().await?,
-        };
-        self.known_head = Some(head);
-        self.position = not_past(self.position, head);
-        if head == self.position {
-            return Ok(CatchUp {
-                messages: Vec::new(),
-                done: true,
-                _held: None,
-            });
-        }
-        let up_to = head.min(
-            self.position
-                .saturating_add(feed.settings.scan_window.max(1)),
-        );
-        let batch = feed
-            .store
-            .changes_after(
-                self.position,
-                up_to,
-                &self.tag_slugs,
-                M::FILTER,
-                self.view == View::Full,
-                feed.batch_limits(),
-            )
-            .await?;
-        let mut changes = batch.changes;
-        let mut more = batch.more;
-        let mut messages: Vec<Bytes> = changes
+        let mut messages: Vec<Bytes> = batch
+            .changes
             .iter()
             .map(|change| {
                 feed.shared_frames
@@ -335,24 +315,18 @@ impl<M: StreamMessage> Subscription<M> {
             // Streams that do not read hold the budget: this one goes on a
             // change at a time, rather than waiting for them.
             None => {
-                if messages.len() > 1 {
-                    messages.truncate(1);
-                    changes.truncate(1);
-                    more = true;
-                }
+                messages.truncate(1);
                 feed.hold_catch_up_bytes(&messages)
             }
         };
-        self.position = match (more, changes.last()) {
-            (true, Some(last)) => last.position,
-            // Every matching change up to `up_to` is in this batch.
-            _ => up_to,
-        };
-        Ok(CatchUp {
+        self.known_head = Some(batch.head);
+        self.row_limit = batch.next_row_limit(feed.settings.batch_size);
+        self.position = batch.position_after(messages.len());
+        CatchUp {
             messages,
-            done: self.position == head,
+            done: self.position == batch.head,
             _held: held,
-        })
+        }
     }
 }
 
@@ -363,32 +337,6 @@ struct CatchUp {
     /// The head is reached.
     done: bool,
     _held: Option<OwnedSemaphorePermit>,
-}
-
-impl Feed {
-    /// Holds the catch-up budget's share for `messages`, if that much of it
-    /// is left.
-    fn hold_catch_up_bytes(&self, messages: &[Bytes]) -> Option<OwnedSemaphorePermit> {
-        let bytes: usize = messages.iter().map(Bytes::len).sum();
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        self.catch_up_bytes.clone().try_acquire_many_owned(kib).ok()
-    }
-}
-
-/// A position no further than the head. Positions never go back, and every
-/// token names a position that was written; so a position past the head
-/// means the database lost changes (a restore from a backup), and whatever
-/// is written above the head from now on is new to this consumer.
-fn not_past(position: i64, head: i64) -> i64 {
-    if position > head {
-        tracing::info!(
-            position,
-            head,
-            "resume position is past the feed head; starting at the head"
-        );
-        return head;
-    }
-    position
 }
 
 /// Resolves, with the error to end the stream with, on shutdown or at

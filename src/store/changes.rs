@@ -80,7 +80,11 @@ impl Store {
                 .map(|row| Change::try_from(row.change))
                 .collect::<Result<Vec<_>>>()?;
             let more = cut_short || changes.len() == limits.changes as usize;
-            Ok(ChangeBatch { changes, more })
+            Ok(ChangeBatch {
+                changes,
+                more,
+                cut_by_bytes: cut_short,
+            })
         })
         .await
     }
@@ -101,6 +105,8 @@ pub struct ChangeBatch {
     /// A limit cut the read short: changes may follow the last one before
     /// `up_to`. Otherwise every matching change up to `up_to` is here.
     pub more: bool,
+    /// The byte limit cut the read short: rows past it were read, and left.
+    pub cut_by_bytes: bool,
 }
 
 #[derive(sqlx::FromRow)]
