@@ -4,12 +4,16 @@
 # 1. A consumer rebuilding its copy: ARTICLES articles imported, then imported twice more
 #    with changed bodies (3 revisions each, 3 x ARTICLES changes), then one
 #    StreamArticleChanges from_beginning reads the whole log (FULL, then BASIC); changes a
-#    second and the server's RSS sampled each second.
+#    second and the server's RSS sampled each second. BENCH_LIFECYCLE_REUSE=1 keeps the
+#    database of an earlier run when it holds 3 x ARTICLES changes (the imports take most of
+#    the run at 1,000,000 articles).
 # 2. The read path before and after: with BENCH_BASE_BIN set (a release build of an earlier
 #    commit), the same corpus imported by it into a database of its own, and GetArticle
 #    (Zipf, uniform) and the first page measured on both, interleaved, in this run.
 # 3. Fan-out at BENCH_SUBSCRIBERS (10,000) streams over 20 connections: a new article on
 #    StreamNewArticles, and on StreamArticleChanges a new article, a release and a withdrawal.
+#
+# BENCH_LIFECYCLE_PARTS (default "rebuild reads fanout") chooses which of 1-3 run.
 
 RESULTS="$DIR/lifecycle-$STAMP.md"
 SERVICE_LOG="$DIR/service-lifecycle.log"
@@ -17,6 +21,8 @@ SUBSCRIBERS=${BENCH_SUBSCRIBERS:-10000}
 FANOUT_SECONDS=${BENCH_FANOUT_SECONDS:-30}
 BASE_BIN=${BENCH_BASE_BIN:-}
 BASE_ADDR=${BENCH_BASE_ADDR:-127.0.0.1:50094}
+PARTS=" ${BENCH_LIFECYCLE_PARTS:-rebuild reads fanout} "
+REUSE=${BENCH_LIFECYCLE_REUSE:-0}
 
 build_and_generate
 
@@ -32,16 +38,23 @@ import_into() { # DB BINARY FILE LABEL
 }
 ROWS=()
 LDB=bench_lifecycle
-psql_ -d postgres -c "DROP DATABASE IF EXISTS $LDB" -c "CREATE DATABASE $LDB" -c "CHECKPOINT"
+EXISTING=$(psql_ -d "$LDB" -tAc "SELECT count(*) FROM article_changes" 2>/dev/null || echo 0)
+if [[ $REUSE == 1 && $EXISTING == $((3 * ARTICLES)) ]]; then
+    say "reusing database $LDB ($EXISTING changes)"
+    ROWS+=("| (imported by an earlier run, BENCH_LIFECYCLE_REUSE=1) | $ARTICLES | | |")
+else
+    psql_ -d postgres -c "DROP DATABASE IF EXISTS $LDB" -c "CREATE DATABASE $LDB" -c "CHECKPOINT"
+    DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$LDB" "$BIN" migrate 2>/dev/null
+    import_into "$LDB" "$BIN" "$CORPUS" "import, new articles (revision 1)"
+    for revision in 2 3; do
+        # The same slugs with another body: an update of every article.
+        sed "s/\"body\":\"/\"body\":\"Revision $revision. /" "$CORPUS" >"$DIR/revision.ndjson"
+        import_into "$LDB" "$BIN" "$DIR/revision.ndjson" "import, every article updated (revision $revision)"
+    done
+    rm -f "$DIR/revision.ndjson"
+    psql_ -d "$LDB" -c "VACUUM ANALYZE"
+fi
 DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$LDB" "$BIN" migrate 2>/dev/null
-import_into "$LDB" "$BIN" "$CORPUS" "import, new articles (revision 1)"
-for revision in 2 3; do
-    # The same slugs with another body: an update of every article.
-    sed "s/\"body\":\"/\"body\":\"Revision $revision. /" "$CORPUS" >"$DIR/revision.ndjson"
-    import_into "$LDB" "$BIN" "$DIR/revision.ndjson" "import, every article updated (revision $revision)"
-done
-rm -f "$DIR/revision.ndjson"
-psql_ -d "$LDB" -c "VACUUM ANALYZE"
 CHANGES=$(psql_ -d "$LDB" -tAc "SELECT count(*) FROM article_changes")
 SIZE=$(psql_ -d "$LDB" -tAc "SELECT pg_size_pretty(pg_database_size('$LDB'))")
 
@@ -60,6 +73,7 @@ SERVICE_PID=${PIDS[-1]}
 
 REBUILD=()
 for view in full basic; do
+    [[ $PARTS == *" rebuild "* ]] || continue
     say "rebuild from the beginning ($view): $CHANGES changes"
     flag=()
     [[ $view == basic ]] && flag=(--basic)
@@ -67,7 +81,7 @@ for view in full basic; do
 done
 
 READS=()
-if [[ -n $BASE_BIN ]]; then
+if [[ -n $BASE_BIN && $PARTS == *" reads "* ]]; then
     BDB=bench_base
     psql_ -d postgres -c "DROP DATABASE IF EXISTS $BDB" -c "CREATE DATABASE $BDB"
     DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$BDB" "$BASE_BIN" migrate 2>/dev/null
@@ -94,6 +108,7 @@ fi
 
 FANOUT=()
 for event in new published release withdraw; do
+    [[ $PARTS == *" fanout "* ]] || continue
     say "fan-out: $event to $SUBSCRIBERS streams"
     FANOUT+=("$($WRAP "$LOADGEN" fanout --addr "$ADDR" --subscribers "$SUBSCRIBERS" --connections 20 \
         --publishes-per-second 2 --seconds "$FANOUT_SECONDS" --server-pid "$SERVICE_PID" \
@@ -111,13 +126,13 @@ done
     echo "| --- | ---: | ---: | ---: |"
     printf '%s\n' "${ROWS[@]}"
     echo
-    printf '%s\n\n' "${REBUILD[@]}"
+    if ((${#REBUILD[@]})); then printf '%s\n\n' "${REBUILD[@]}"; fi
     if ((${#READS[@]})); then
         echo "| Scenario | Concurrency / connections | Calls/s | p50 ms | p90 ms | p99 ms | max ms | Errors |"
         echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
         printf '%s\n' "${READS[@]}"
         echo
     fi
-    printf -- '- %s\n' "${FANOUT[@]}"
+    if ((${#FANOUT[@]})); then printf -- '- %s\n' "${FANOUT[@]}"; fi
 } | tee "$RESULTS"
 say "results saved to $RESULTS"
