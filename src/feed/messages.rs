@@ -7,10 +7,11 @@ use prost::bytes::Bytes;
 use super::ChangePayload;
 use crate::domain::lifecycle::Change;
 use crate::domain::token::Token;
+use crate::proto;
 use crate::store::ChangeFilter;
 use crate::wire::{
-    EncodedChange, EncodedChangeResponse, EncodedStreamResponse, View, article_to_proto,
-    encode_article, encode_change, frame,
+    EncodedChange, EncodedChangeResponse, EncodedStreamResponse, View, article_into_proto,
+    change_into_proto, frame,
 };
 
 /// Which stream a message is for.
@@ -91,8 +92,10 @@ pub trait StreamMessage: prost::Message + Send + 'static {
     where
         Self: Sized;
 
-    /// The message of a change read from the database.
-    fn from_change(change: &Change, view: View, resume_token: String) -> Self;
+    /// The framed message of a change read from the database: encoded once,
+    /// straight from the change (a catch-up sends many; no copies of their
+    /// bodies on the way).
+    fn frame_change(change: Change, view: View, resume_token: String) -> Bytes;
 }
 
 impl StreamMessage for EncodedStreamResponse {
@@ -123,13 +126,11 @@ impl StreamMessage for EncodedStreamResponse {
         })
     }
 
-    fn from_change(change: &Change, view: View, resume_token: String) -> Self {
-        Self {
-            article: Some(encode_article(
-                &view.apply(article_to_proto(&change.article)),
-            )),
+    fn frame_change(change: Change, view: View, resume_token: String) -> Bytes {
+        frame(&proto::StreamNewArticlesResponse {
+            article: Some(view.apply(article_into_proto(change.article))),
             resume_token,
-        }
+        })
     }
 }
 
@@ -159,10 +160,12 @@ impl StreamMessage for EncodedChangeResponse {
         })
     }
 
-    fn from_change(change: &Change, view: View, resume_token: String) -> Self {
-        Self {
-            change: Some(encode_change(change, view)),
+    fn frame_change(change: Change, view: View, resume_token: String) -> Bytes {
+        let mut change = change_into_proto(change);
+        change.article = change.article.map(|article| view.apply(article));
+        frame(&proto::StreamArticleChangesResponse {
+            change: Some(change),
             resume_token,
-        }
+        })
     }
 }

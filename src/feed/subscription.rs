@@ -299,29 +299,37 @@ impl<M: StreamMessage> Subscription<M> {
     /// our position past what it will send.
     fn take_batch(&mut self, batch: Batch) -> CatchUp {
         let feed = &self.feed;
+        self.known_head = Some(batch.head);
+        self.row_limit = batch.next_row_limit(feed.settings.batch_size);
+        // Where we are once we sent all of it, or only its first change.
+        let (after_all, after_first) = (
+            batch.position_after(batch.changes.len()),
+            batch.position_after(1),
+        );
         let mut messages: Vec<Bytes> = batch
             .changes
-            .iter()
+            .into_iter()
             .map(|change| {
-                feed.shared_frames
-                    .frame(change.position, M::KIND, self.view, || {
-                        let token = self.tokens.seal(&M::token(change.position));
-                        frame(&M::from_change(change, self.view, token))
-                    })
+                let position = change.position;
+                feed.shared_frames.frame(position, M::KIND, self.view, || {
+                    let token = self.tokens.seal(&M::token(position));
+                    M::frame_change(change, self.view, token)
+                })
             })
             .collect();
         let held = match feed.hold_catch_up_bytes(&messages) {
-            Some(held) => Some(held),
+            Some(held) => {
+                self.position = after_all;
+                Some(held)
+            }
             // Streams that do not read hold the budget: this one goes on a
             // change at a time, rather than waiting for them.
             None => {
                 messages.truncate(1);
+                self.position = after_first;
                 feed.hold_catch_up_bytes(&messages)
             }
         };
-        self.known_head = Some(batch.head);
-        self.row_limit = batch.next_row_limit(feed.settings.batch_size);
-        self.position = batch.position_after(messages.len());
         CatchUp {
             messages,
             done: self.position == batch.head,

@@ -8,15 +8,20 @@ use crate::domain::lifecycle::{Change, ChangeKind};
 use crate::proto;
 
 pub fn article_to_proto(article: &Article) -> proto::Article {
+    article_into_proto(article.clone())
+}
+
+/// The article, moved into its message (no copy of its text).
+pub fn article_into_proto(article: Article) -> proto::Article {
     proto::Article {
         state: state_to_proto(article.state) as i32,
         id: article.id.hyphenated().to_string(),
-        slug: article.slug.clone(),
-        title: article.title.clone(),
-        summary: article.summary.clone(),
-        body: article.body.clone(),
-        byline: article.byline.clone(),
-        tags: article.tags.iter().map(tag_to_proto).collect(),
+        slug: article.slug,
+        title: article.title,
+        summary: article.summary,
+        body: article.body,
+        byline: article.byline,
+        tags: article.tags.into_iter().map(tag_into_proto).collect(),
         published_at: Some(timestamp(article.published_at)),
         updated_at: Some(timestamp(article.updated_at)),
         revision: article.revision,
@@ -25,11 +30,11 @@ pub fn article_to_proto(article: &Article) -> proto::Article {
 
 /// A withdrawn article as the change feed shows it: `id`, `slug`, `tags`,
 /// `revision`, `updated_at` and `state` only.
-pub fn tombstone_to_proto(article: &Article) -> proto::Article {
+fn tombstone_into_proto(article: Article) -> proto::Article {
     proto::Article {
         id: article.id.hyphenated().to_string(),
-        slug: article.slug.clone(),
-        tags: article.tags.iter().map(tag_to_proto).collect(),
+        slug: article.slug,
+        tags: article.tags.into_iter().map(tag_into_proto).collect(),
         updated_at: Some(timestamp(article.updated_at)),
         revision: article.revision,
         state: proto::ArticleState::Withdrawn as i32,
@@ -40,25 +45,30 @@ pub fn tombstone_to_proto(article: &Article) -> proto::Article {
 /// A change, its article as the change's type shows it (whole, or a
 /// tombstone).
 pub fn change_to_proto(change: &Change) -> proto::ArticleChange {
+    change_into_proto(change.clone())
+}
+
+/// A change moved into its message (no copy of its text).
+pub fn change_into_proto(change: Change) -> proto::ArticleChange {
     let (kind, article) = match change.kind {
         ChangeKind::Published => (
             proto::ChangeType::Published,
-            article_to_proto(&change.article),
+            article_into_proto(change.article),
         ),
         ChangeKind::Updated => (
             proto::ChangeType::Updated,
-            article_to_proto(&change.article),
+            article_into_proto(change.article),
         ),
         ChangeKind::Withdrawn => (
             proto::ChangeType::Withdrawn,
-            tombstone_to_proto(&change.article),
+            tombstone_into_proto(change.article),
         ),
     };
     proto::ArticleChange {
         r#type: kind as i32,
         article: Some(article),
         change_time: Some(timestamp(change.change_time)),
-        reason: change.reason.clone(),
+        reason: change.reason,
     }
 }
 
@@ -101,9 +111,13 @@ impl View {
 }
 
 pub fn tag_to_proto(tag: &TagRef) -> proto::Tag {
+    tag_into_proto(tag.clone())
+}
+
+fn tag_into_proto(tag: TagRef) -> proto::Tag {
     proto::Tag {
-        slug: tag.slug.clone(),
-        name: tag.name.clone(),
+        slug: tag.slug,
+        name: tag.name,
     }
 }
 

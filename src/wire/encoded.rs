@@ -61,13 +61,6 @@ pub fn without_body(encoded: &[u8]) -> Result<Bytes, prost::DecodeError> {
     ))
 }
 
-/// A change's `ArticleChange`, encoded in a view.
-pub fn encode_change(change: &Change, view: View) -> Bytes {
-    let mut message = change_to_proto(change);
-    message.article = message.article.map(|article| view.apply(article));
-    Bytes::from(message.encode_to_vec())
-}
-
 /// One change, encoded once in both views for every stream that sends it:
 /// as an `ArticleChange` (StreamArticleChanges) and, when it is the
 /// article's first becoming public, as an `Article` (StreamNewArticles).

@@ -27,11 +27,10 @@ pub use codec::ServerCodec;
 pub use framed::{Framed, frame};
 
 pub use convert::{
-    View, article_to_proto, change_to_proto, draft_from_proto, from_timestamp, tag_to_proto,
-    timestamp, tombstone_to_proto, view_from_proto,
+    View, article_into_proto, article_to_proto, change_into_proto, change_to_proto,
+    draft_from_proto, from_timestamp, tag_to_proto, timestamp, view_from_proto,
 };
 pub use encoded::{
     EncodedChange, EncodedChangeResponse, EncodedGetArticleResponse,
-    EncodedListArticlesByTagResponse, EncodedStreamResponse, encode_article, encode_change,
-    without_body,
+    EncodedListArticlesByTagResponse, EncodedStreamResponse, encode_article, without_body,
 };
