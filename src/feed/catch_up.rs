@@ -65,16 +65,15 @@ impl Batch {
 }
 
 /// Changes to ask for after a read that asked for `asked` and got `read`.
-/// The byte limit is applied after the rows are read (joined with their
-/// articles and revisions), so a read of large articles that asks for many
-/// more changes than fit leaves most of them unsent, to be read again by
-/// the next read: after such a cut, ask for a little more than what fitted;
+/// The byte limit cuts a read as its rows arrive, and the database has read
+/// and sent the rows past the cut all the same: after a cut, ask for an
+/// eighth more than what fitted (a single article over the limit: one);
 /// otherwise grow back towards `max`.
 fn next_row_limit(asked: u32, read: usize, cut_by_bytes: bool, max: u32) -> u32 {
     let max = max.max(1);
     if cut_by_bytes {
         let fitted = u32::try_from(read).unwrap_or(max);
-        (fitted + fitted / 8 + 8).clamp(1, max)
+        (fitted + fitted / 8).clamp(1, max)
     } else {
         asked.saturating_mul(2).clamp(1, max)
     }
@@ -184,15 +183,15 @@ mod tests {
     #[test]
     fn after_a_cut_by_bytes_a_read_asks_for_a_little_more_than_fitted() {
         // 4 KB articles and a 1 MiB batch: about 256 fit of 500 asked.
-        assert_eq!(next_row_limit(500, 256, true, 500), 296);
-        assert_eq!(next_row_limit(296, 250, true, 500), 289);
-        // One huge article a read.
-        assert_eq!(next_row_limit(500, 1, true, 500), 9);
+        assert_eq!(next_row_limit(500, 256, true, 500), 288);
+        assert_eq!(next_row_limit(288, 250, true, 500), 281);
+        // Articles over the limit: one a read, nothing read for nothing.
+        assert_eq!(next_row_limit(500, 1, true, 500), 1);
     }
 
     #[test]
     fn without_a_cut_the_row_limit_grows_back_to_the_maximum() {
-        assert_eq!(next_row_limit(9, 9, false, 500), 18);
+        assert_eq!(next_row_limit(1, 1, false, 500), 2);
         assert_eq!(next_row_limit(296, 40, false, 500), 500);
         assert_eq!(next_row_limit(500, 500, false, 500), 500);
         assert_eq!(next_row_limit(0, 0, false, 0), 1);

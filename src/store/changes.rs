@@ -1,6 +1,7 @@
 //! Reads of the change log, in its one order (see `writes` for why its
 //! positions are safe to page through).
 
+use futures::TryStreamExt;
 use sqlx::PgExecutor;
 
 use super::rows::{ChangeRow, select_changes};
@@ -45,24 +46,16 @@ impl Store {
     ) -> Result<ChangeBatch> {
         self.bounded(async {
             let mut conn = self.acquire(Role::Primary).await?;
-            // The row limit first (the index scan stops there), then the
-            // running size of the bodies over those rows; the body sizes
-            // come from the stored (possibly compressed) values, so the
-            // rows cut off are never read in full.
-            let rows: Vec<SizedChangeRow> = sqlx::query_as(concat!(
-                "SELECT * FROM (",
-                "SELECT limited.*, count(*) OVER () AS batch_rows, ",
-                "sum(octet_length(limited.body)) OVER (ORDER BY limited.position) ",
-                "- octet_length(limited.body) AS bytes_before ",
-                "FROM (",
-                select_changes!(
-                    "WHERE c.position > $1 AND c.position <= $2 ",
-                    "AND c.position >= coalesce(a.withdrawn_position, 0) ",
-                    "AND (NOT $3 OR c.first_public) ",
-                    "AND (cardinality($4::text[]) = 0 OR c.filter_tags && $4::text[]) ",
-                    "ORDER BY c.position LIMIT $5"
-                ),
-                ") limited) sized WHERE bytes_before < $7 ORDER BY position"
+            // The row limit in the query (the index scan stops there), the
+            // byte limit here, as the rows arrive: the rows past it are
+            // sent by the database but never decoded (readers ask for
+            // about as many rows as fit, `feed::catch_up`).
+            let mut rows = sqlx::query_as::<_, ChangeRow>(select_changes!(
+                "WHERE c.position > $1 AND c.position <= $2 ",
+                "AND c.position >= coalesce(a.withdrawn_position, 0) ",
+                "AND (NOT $3 OR c.first_public) ",
+                "AND (cardinality($4::text[]) = 0 OR c.filter_tags && $4::text[]) ",
+                "ORDER BY c.position LIMIT $5"
             ))
             .bind(after)
             .bind(up_to)
@@ -70,20 +63,24 @@ impl Store {
             .bind(tag_slugs)
             .bind(i64::from(limits.changes))
             .bind(with_bodies)
-            .bind(i64::try_from(limits.bytes).unwrap_or(i64::MAX).max(1))
-            .fetch_all(&mut *conn)
-            .await?;
-            let read = rows.first().map_or(0, |row| row.batch_rows);
-            let cut_short = i64::try_from(rows.len()).unwrap_or(i64::MAX) < read;
-            let changes = rows
-                .into_iter()
-                .map(|row| Change::try_from(row.change))
-                .collect::<Result<Vec<_>>>()?;
-            let more = cut_short || changes.len() == limits.changes as usize;
+            .fetch(&mut *conn);
+            let mut changes = Vec::new();
+            let mut body_bytes = 0;
+            let mut cut_by_bytes = false;
+            while let Some(row) = rows.try_next().await? {
+                if !changes.is_empty() && body_bytes >= limits.bytes {
+                    cut_by_bytes = true;
+                    break;
+                }
+                let change = Change::try_from(row)?;
+                body_bytes += change.article.body.len();
+                changes.push(change);
+            }
+            let more = cut_by_bytes || changes.len() == limits.changes as usize;
             Ok(ChangeBatch {
                 changes,
                 more,
-                cut_by_bytes: cut_short,
+                cut_by_bytes,
             })
         })
         .await
@@ -107,13 +104,6 @@ pub struct ChangeBatch {
     pub more: bool,
     /// The byte limit cut the read short: rows past it were read, and left.
     pub cut_by_bytes: bool,
-}
-
-#[derive(sqlx::FromRow)]
-struct SizedChangeRow {
-    #[sqlx(flatten)]
-    change: ChangeRow,
-    batch_rows: i64,
 }
 
 pub(super) async fn change_head_on(executor: impl PgExecutor<'_>) -> Result<i64> {
