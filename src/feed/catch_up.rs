@@ -80,23 +80,49 @@ fn next_row_limit(asked: u32, read: usize, cut_by_bytes: bool, max: u32) -> u32 
 }
 
 /// A read in flight; dropping it (the stream ended) stops it.
-pub(super) struct Pending(AbortOnDropHandle<Result<Batch>>);
+pub(super) struct Pending {
+    read: AbortOnDropHandle<Result<Batch>>,
+    /// A read made ahead, while the stream sends the batch before, holds a
+    /// batch's worth of `FEED_CATCH_UP_BYTES` until the stream takes it:
+    /// every batch read and not yet sent is within the budget, however many
+    /// streams stop reading.
+    _reserved: Option<OwnedSemaphorePermit>,
+}
 
 impl Pending {
     pub async fn batch(self) -> Result<Batch> {
-        self.0
+        self.read
             .await
             .map_err(|_| Error::Unavailable("a read of the change log was stopped".into()))?
     }
 }
 
 impl Feed {
-    /// Starts reading the next batch after `from`.
+    /// Starts reading the next batch after `from`, for a stream that waits
+    /// for it.
     pub(super) fn read_changes(&self, from: ReadFrom) -> Pending {
+        self.spawn_read(from, None)
+    }
+
+    /// Starts reading the next batch after `from` while the stream sends
+    /// the one before, if a batch's worth of the catch-up budget is left
+    /// (else the stream reads when it gets there).
+    pub(super) fn read_changes_ahead(&self, from: ReadFrom) -> Option<Pending> {
+        let kib = u32::try_from(self.settings.batch_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        let reserved = self
+            .catch_up_bytes
+            .clone()
+            .try_acquire_many_owned(kib)
+            .ok()?;
+        Some(self.spawn_read(from, Some(reserved)))
+    }
+
+    fn spawn_read(&self, from: ReadFrom, reserved: Option<OwnedSemaphorePermit>) -> Pending {
         let feed = self.clone();
-        Pending(AbortOnDropHandle::new(tokio::spawn(async move {
-            feed.read_batch(from).await
-        })))
+        Pending {
+            read: AbortOnDropHandle::new(tokio::spawn(async move { feed.read_batch(from).await })),
+            _reserved: reserved,
+        }
     }
 
     async fn read_batch(&self, from: ReadFrom) -> Result<Batch> {

@@ -159,7 +159,10 @@ impl<M: StreamMessage> Subscription<M> {
                 // sent.
                 let mut next_read: Option<Pending> = None;
                 while !std::mem::take(&mut self.at_head) {
-                    let read = next_read.take().unwrap_or_else(|| self.read_next());
+                    let read = match next_read.take() {
+                        Some(read) => read,
+                        None => self.feed.read_changes(self.read_from()),
+                    };
                     let batch = tokio::select! {
                         biased;
                         error = &mut shutdown_signal => {
@@ -177,7 +180,7 @@ impl<M: StreamMessage> Subscription<M> {
                         }
                     };
                     if !done {
-                        next_read = Some(self.read_next());
+                        next_read = self.feed.read_changes_ahead(self.read_from());
                     }
                     if !messages.is_empty() {
                         heartbeat.reset();
@@ -282,17 +285,17 @@ impl<M: StreamMessage> Subscription<M> {
         frame(&M::heartbeat(self.tokens.seal(&M::token(self.position))))
     }
 
-    /// Starts reading the next batch of matching changes after our
+    /// Where the next catch-up read starts: the matching changes after our
     /// position, up to the database's head.
-    fn read_next(&self) -> Pending {
-        self.feed.read_changes(ReadFrom {
+    fn read_from(&self) -> ReadFrom {
+        ReadFrom {
             position: self.position,
             known_head: self.known_head,
             tag_slugs: self.tag_slugs.clone(),
             filter: M::FILTER,
             with_bodies: self.view == View::Full,
             row_limit: self.row_limit,
-        })
+        }
     }
 
     /// Frames a batch, holds its share of the catch-up budget, and moves
