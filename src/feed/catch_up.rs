@@ -15,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::store::{BatchLimits, ChangeFilter};
 
 /// Where a read starts, and what it wants.
-#[derive(Clone)]
 pub(super) struct ReadFrom {
     /// Every change up to here was delivered or filtered out.
     pub position: i64,
@@ -24,7 +23,7 @@ pub(super) struct ReadFrom {
     pub tag_slugs: Arc<[String]>,
     pub filter: ChangeFilter,
     pub with_bodies: bool,
-    /// Changes to ask for (see [`Batch::next_row_limit`]).
+    /// Changes to ask for (see [`next_row_limit`]).
     pub row_limit: u32,
 }
 
@@ -39,18 +38,17 @@ pub(super) struct Batch {
     pub more: bool,
     /// The byte limit cut it: the database read rows it then left.
     pub cut_by_bytes: bool,
-    pub row_limit: u32,
 }
 
 impl Batch {
-    /// The position the stream is at once it has sent `sent` of the changes
-    /// (a prefix: the budget may let it send fewer than it read).
-    /// Changes the next read asks for, at most `max` (see
-    /// [`next_row_limit`]).
-    pub fn next_row_limit(&self, max: u32) -> u32 {
-        next_row_limit(self.row_limit, self.changes.len(), self.cut_by_bytes, max)
+    /// Changes the next read asks for, at most `max`, after this read asked
+    /// for `asked` (see [`next_row_limit`]).
+    pub fn next_row_limit(&self, asked: u32, max: u32) -> u32 {
+        next_row_limit(asked, self.changes.len(), self.cut_by_bytes, max)
     }
 
+    /// The position the stream is at once it has sent `sent` of the changes
+    /// (a prefix: the budget may let it send fewer than it read).
     pub fn position_after(&self, sent: usize) -> i64 {
         let more = self.more || sent < self.changes.len();
         match (
@@ -108,12 +106,7 @@ impl Feed {
     /// the one before, if a batch's worth of the catch-up budget is left
     /// (else the stream reads when it gets there).
     pub(super) fn read_changes_ahead(&self, from: ReadFrom) -> Option<Pending> {
-        let kib = u32::try_from(self.settings.batch_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        let reserved = self
-            .catch_up_bytes
-            .clone()
-            .try_acquire_many_owned(kib)
-            .ok()?;
+        let reserved = self.reserve_catch_up_bytes(self.settings.batch_bytes)?;
         Some(self.spawn_read(from, Some(reserved)))
     }
 
@@ -149,7 +142,6 @@ impl Feed {
                 changes: Vec::new(),
                 more: false,
                 cut_by_bytes: false,
-                row_limit: from.row_limit,
             });
         }
         let up_to = head.min(start.saturating_add(self.settings.scan_window.max(1)));
@@ -173,14 +165,17 @@ impl Feed {
             changes: batch.changes,
             more: batch.more,
             cut_by_bytes: batch.cut_by_bytes,
-            row_limit: from.row_limit,
         })
     }
 
     /// Holds the catch-up budget's share for `messages`, if that much of it
     /// is left.
     pub(super) fn hold_catch_up_bytes(&self, messages: &[Bytes]) -> Option<OwnedSemaphorePermit> {
-        let bytes: usize = messages.iter().map(Bytes::len).sum();
+        self.reserve_catch_up_bytes(messages.iter().map(Bytes::len).sum())
+    }
+
+    /// `bytes` of `FEED_CATCH_UP_BYTES` (kept in KiB), if that much is left.
+    fn reserve_catch_up_bytes(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
         self.catch_up_bytes.clone().try_acquire_many_owned(kib).ok()
     }

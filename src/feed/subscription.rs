@@ -303,7 +303,9 @@ impl<M: StreamMessage> Subscription<M> {
     fn take_batch(&mut self, batch: Batch) -> CatchUp {
         let feed = &self.feed;
         self.known_head = Some(batch.head);
-        self.row_limit = batch.next_row_limit(feed.settings.batch_size);
+        // `row_limit` is still what this batch asked for: it changes only
+        // here, and a read made ahead starts after the change.
+        self.row_limit = batch.next_row_limit(self.row_limit, feed.settings.batch_size);
         // Where we are once we sent all of it, or only its first change.
         let (after_all, after_first) = (
             batch.position_after(batch.changes.len()),
