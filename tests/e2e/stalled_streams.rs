@@ -21,10 +21,20 @@ use tonic::transport::{Channel, Endpoint};
 const ARTICLE_BYTES: usize = 900_000;
 const MIB: u64 = 1024;
 
-fn large_article(title: &str) -> article_service::proto::PublishArticleRequest {
+/// Publishes an article tagged "Large" with a body of `bytes` bytes;
+/// returns its slug.
+async fn publish_large(
+    publisher: &mut ArticleServiceClient<Channel>,
+    title: &str,
+    bytes: usize,
+) -> String {
     let mut request = article(title, &["Large"]);
-    request.body = "x".repeat(ARTICLE_BYTES);
-    request
+    request.body = "x".repeat(bytes);
+    publish(publisher, request)
+        .await
+        .article
+        .expect("an article")
+        .slug
 }
 
 /// A connection with grpc-go's default stream window, and a client on it
@@ -92,11 +102,7 @@ async fn publish_large_articles(
 ) -> u64 {
     let mut highest = server.rss_kib();
     for n in names {
-        let slug = publish(publisher, large_article(&format!("Large {n}")))
-            .await
-            .article
-            .expect("an article")
-            .slug;
+        let slug = publish_large(publisher, &format!("Large {n}"), ARTICLE_BYTES).await;
         let sent = Instant::now();
         let received = next_message(reader, "the reading consumer gets each article in time").await;
         assert_eq!(received.article.map(|article| article.slug), Some(slug));
@@ -165,7 +171,7 @@ async fn streams_resuming_from_an_old_token_that_never_read_hold_a_bounded_amoun
         .resume_token;
     drop(first);
     for n in 0..40 {
-        publish(&mut publisher, large_article(&format!("Old large {n}"))).await;
+        publish_large(&mut publisher, &format!("Old large {n}"), ARTICLE_BYTES).await;
     }
     let before = server.rss_kib();
 
@@ -227,15 +233,7 @@ async fn a_stream_whose_client_stops_reading_ends_and_resumes_without_loss() {
     let mut token = message.resume_token;
     let mut expected = Vec::new();
     for n in 0..30 {
-        let mut request = article(&format!("Stall {n}"), &["Large"]);
-        request.body = "x".repeat(100_000);
-        expected.push(
-            publish(&mut publisher, request)
-                .await
-                .article
-                .expect("an article")
-                .slug,
-        );
+        expected.push(publish_large(&mut publisher, &format!("Stall {n}"), 100_000).await);
     }
     // The consumer has not read: its window (64 KiB) holds less than one
     // article, the rest waits on the server. It reads again later: what
@@ -311,15 +309,7 @@ async fn many_reading_streams_share_each_large_article() {
         let mut slugs = Vec::new();
         let mut highest = 0;
         for n in 0..20 {
-            let mut request = article(&format!("Shared {round} {n}"), &["Large"]);
-            request.body = "x".repeat(500_000);
-            slugs.push(
-                publish(publisher, request)
-                    .await
-                    .article
-                    .expect("an article")
-                    .slug,
-            );
+            slugs.push(publish_large(publisher, &format!("Shared {round} {n}"), 500_000).await);
             highest = highest.max(server.rss_kib());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
