@@ -84,8 +84,13 @@ where
     }
 }
 
+/// A random (v4) UUID from the thread's generator: `Uuid::new_v4` asks the
+/// kernel for every one, a system call a call.
 fn new_request_id() -> HeaderValue {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string();
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
@@ -254,5 +259,22 @@ impl<B: Body> Body for LoggedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_request_id;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let first = new_request_id();
+        let second = new_request_id();
+        assert_ne!(first, second);
+        for id in [first, second] {
+            let id = uuid::Uuid::try_parse(id.to_str().unwrap_or_default()).unwrap_or_default();
+            assert_eq!(id.get_version(), Some(uuid::Version::Random));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        }
     }
 }
