@@ -240,7 +240,10 @@ async fn metrics_count_releases_pending_and_done_and_withdrawals() {
     use article_service::proto::{WithdrawArticleRequest, withdraw_article_request};
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(2);
+    // Far enough ahead (whole seconds: 4 to 5 s) that the release job's
+    // next look (within its 1 s poll) comes before the embargo ends, on a
+    // busy machine too: the gauge must show both pending first.
+    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(5);
     let later = prost_types::Timestamp {
         seconds: at.unix_timestamp(),
         nanos: 0,
