@@ -3,7 +3,6 @@
 
 use prost::bytes::Bytes;
 use tonic::Request;
-use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
 use super::service::ArticleApi;
@@ -21,7 +20,8 @@ use crate::proto::{
 use crate::store::ArticleKey;
 use crate::wire::{
     EncodedGetArticleResponse, EncodedListArticlesByTagResponse, View, article_to_proto,
-    encode_article, tag_to_proto, view_from_proto, without_body,
+    encode_article, frame_article_response, framed_article, tag_to_proto, view_from_proto,
+    without_body,
 };
 
 /// The article a request names, by GetArticle's rules: neither key, an
@@ -43,8 +43,8 @@ pub(super) fn article_key(key: Option<Key>) -> Result<ArticleKey> {
 }
 
 /// A call that carries credentials asks for editors' preview.
-fn asks_for_preview(metadata: &MetadataMap) -> bool {
-    metadata.contains_key("authorization")
+pub(crate) fn asks_for_preview(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION)
 }
 
 /// Cached articles (kept whole) as the view asks.
@@ -63,26 +63,43 @@ fn in_view(articles: Vec<Bytes>, view: View) -> Result<Vec<Bytes>> {
 
 impl ArticleApi {
     /// The answer from the cache, if the request is a valid public read of
-    /// an article that is there.
+    /// an article that is there (tonic's path: compressed calls).
     pub(super) fn cached_article(
         &self,
         request: &Request<GetArticleRequest>,
     ) -> Option<EncodedGetArticleResponse> {
-        if asks_for_preview(request.metadata()) {
+        let framed = self.cached_article_frame(request.metadata().as_ref(), request.get_ref())?;
+        Some(EncodedGetArticleResponse {
+            article: Some(framed_article(&framed)?),
+        })
+    }
+
+    /// The answer from the cache as one gRPC frame, ready to send, if the
+    /// request is a valid public read of an article that is there. The
+    /// cache keeps each article framed in the FULL view: such a hit is the
+    /// cache's own bytes.
+    pub fn cached_article_frame(
+        &self,
+        headers: &http::HeaderMap,
+        request: &GetArticleRequest,
+    ) -> Option<Bytes> {
+        if asks_for_preview(headers) {
             return None;
         }
-        let request = request.get_ref();
         let view = view_from_proto(request.view).ok()?;
         let id = match &request.key {
             Some(Key::Id(id)) => Uuid::try_parse(id).ok()?,
             Some(Key::Slug(slug)) => self.cache.article_id(slug)?,
             None => return None,
         };
-        let article = self.cache.article(id)?;
-        let article = in_view(vec![article], view).ok()?.pop()?;
-        Some(EncodedGetArticleResponse {
-            article: Some(article),
-        })
+        let framed = self.cache.article(id)?;
+        match view {
+            View::Full => Some(framed),
+            View::Basic => {
+                let article = in_view(vec![framed_article(&framed)?], view).ok()?.pop()?;
+                Some(frame_article_response(article))
+            }
+        }
     }
 
     pub(super) async fn get_article(
@@ -90,7 +107,7 @@ impl ArticleApi {
         request: Request<GetArticleRequest>,
     ) -> Result<EncodedGetArticleResponse> {
         // Credentials before validation, as for writes.
-        let preview = asks_for_preview(request.metadata());
+        let preview = asks_for_preview(request.metadata().as_ref());
         if preview {
             self.auth.check(request.metadata())?;
         }
@@ -116,8 +133,12 @@ impl ArticleApi {
         } else {
             // The cache keeps the whole article, whatever this call's view.
             let whole = encode_article(&proto);
-            self.cache
-                .fill_article(seen, article.id, &article.slug, whole.clone());
+            self.cache.fill_article(
+                seen,
+                article.id,
+                &article.slug,
+                frame_article_response(whole.clone()),
+            );
             match view {
                 View::Full => whole,
                 View::Basic => encode_article(&view.apply(proto)),

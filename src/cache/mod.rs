@@ -68,7 +68,8 @@ pub struct ReadCache {
 }
 
 struct Inner {
-    /// Encoded `Article`s by id.
+    /// Articles by id, each framed as a whole GetArticle response
+    /// (`wire::frame_article_response`): a hit is sent as it is.
     articles: Cache<Uuid, Bytes>,
     /// Article ids by slug: a slug never changes its article, so this
     /// needs no invalidation.

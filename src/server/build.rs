@@ -14,6 +14,7 @@ use tonic_health::pb::health_server::HealthServer;
 
 use super::accept::accepting;
 use super::admission::AdmissionLayer;
+use super::cached_reads::CachedReadsLayer;
 use super::call_log::CallLogLayer;
 use super::feed_streams::FeedStreamsLayer;
 use super::grpc_web;
@@ -65,11 +66,15 @@ pub fn serve(
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
-        // Innermost: the two feed streams are answered here, the rest by
-        // the services below.
+        // Innermost: the two feed streams and GetArticle's cache hits are
+        // answered here, the rest by the services below.
         .layer(FeedStreamsLayer::new(
             api.clone(),
             max_message_bytes,
+            config.response_compression == ResponseCompression::Gzip,
+        ))
+        .layer(CachedReadsLayer::new(
+            api.clone(),
             config.response_compression == ResponseCompression::Gzip,
         ))
         .add_service(health)

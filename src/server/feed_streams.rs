@@ -119,6 +119,14 @@ fn framed_method<B>(request: &Request<B>, compress_responses: bool) -> Option<Me
         CHANGES => Method::Changes,
         _ => return None,
     };
+    is_plain_grpc(request, compress_responses).then_some(method)
+}
+
+/// A gRPC call (POST, gRPC content type) whose request is not compressed
+/// and whose responses are not to be (`compress_responses`: the server
+/// compresses for clients that accept gzip): one the layers that send
+/// framed bytes themselves may answer.
+pub(super) fn is_plain_grpc<B>(request: &Request<B>, compress_responses: bool) -> bool {
     let headers = request.headers();
     let grpc = headers
         .get(CONTENT_TYPE)
@@ -131,8 +139,7 @@ fn framed_method<B>(request: &Request<B>, compress_responses: bool) -> Option<Me
             .get_all("grpc-accept-encoding")
             .iter()
             .any(|value| value.to_str().is_ok_and(|value| value.contains("gzip")));
-    (request.method() == http::Method::POST && grpc && uncompressed && !compressed_responses)
-        .then_some(method)
+    request.method() == http::Method::POST && grpc && uncompressed && !compressed_responses
 }
 
 async fn serve<B>(

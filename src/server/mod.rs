@@ -1,6 +1,6 @@
 //! The gRPC server around the handlers (`api`): the tower layers every call
 //! goes through (call log, admission, the oversized-request code, the
-//! feed streams sent as framed), the
+//! feed streams and cached articles sent as framed), the
 //! accepted connections, TLS, health and reflection, and the accept loop.
 //! It composes `api`; `api` never imports it.
 
@@ -8,6 +8,7 @@ mod accept;
 mod admission;
 mod bodies;
 mod build;
+mod cached_reads;
 mod call_log;
 mod connection;
 mod feed_streams;

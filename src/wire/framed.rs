@@ -15,6 +15,8 @@
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::encoded::EncodedGetArticleResponse;
+
 /// Bytes before the message in a frame.
 const HEADER_LEN: usize = 5;
 
@@ -28,6 +30,31 @@ pub fn frame(message: &impl Message) -> Bytes {
     message.encode_raw(&mut framed);
     framed.freeze()
 }
+
+/// An encoded article framed as a whole GetArticle response, as the cache
+/// keeps it: a hit is sent as it is (`server::cached_reads`), one shared
+/// allocation for every call, and [`framed_article`] gives the article back
+/// without a copy.
+pub fn frame_article_response(article: Bytes) -> Bytes {
+    frame(&EncodedGetArticleResponse {
+        article: Some(article),
+    })
+}
+
+/// The encoded article inside a frame made by [`frame_article_response`]
+/// (`None` for bytes that are not one).
+pub fn framed_article(framed: &Bytes) -> Option<Bytes> {
+    // The flag and length, then the field's tag (1, length-delimited).
+    let mut rest = framed
+        .get(HEADER_LEN..)?
+        .strip_prefix(&[ARTICLE_FIELD_TAG])?;
+    let article_len = prost::encoding::decode_varint(&mut rest).ok()?;
+    let start = framed.len() - rest.len();
+    (u64::try_from(rest.len()).ok() == Some(article_len)).then(|| framed.slice(start..))
+}
+
+/// Field 1 (`article`), wire type 2 (length-delimited).
+const ARTICLE_FIELD_TAG: u8 = (1 << 3) | 2;
 
 /// A framed stream message, as the generated server's response type.
 #[derive(Clone, PartialEq, Default)]
@@ -86,6 +113,26 @@ mod tests {
         assert_eq!(framed[0], 0);
         assert_eq!(&framed[1..5], &(encoded.len() as u32).to_be_bytes());
         assert_eq!(&framed[5..], &encoded[..]);
+    }
+
+    #[test]
+    fn an_article_response_frame_gives_back_its_article() {
+        let article = crate::proto::Article {
+            title: "A title".into(),
+            body: "word ".repeat(100),
+            ..Default::default()
+        };
+        let encoded = Bytes::from(article.encode_to_vec());
+        let framed = frame_article_response(encoded.clone());
+        let response = crate::proto::GetArticleResponse {
+            article: Some(article),
+        };
+        assert_eq!(framed, frame(&response));
+        assert_eq!(framed_article(&framed), Some(encoded));
+        let empty = frame_article_response(Bytes::new());
+        assert_eq!(framed_article(&empty), Some(Bytes::new()));
+        assert_eq!(framed_article(&framed.slice(..framed.len() - 1)), None);
+        assert_eq!(framed_article(&Bytes::from_static(b"article")), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! compressed message, huge stream tag filters, titles that derive no slug.
 
 use std::io::Read;
+use std::time::Duration;
 
 use super::{GET_ARTICLE, raw};
 use crate::common::*;
@@ -171,4 +172,78 @@ async fn titles_that_derive_no_slug_are_refused_and_long_words_are_cut() {
         .await
         .expect_err("none");
     assert_eq!(status.code(), Code::NotFound);
+}
+
+/// A cached article is answered from the cache's own bytes by a layer that
+/// reads the request itself (`server::cached_reads`): the answer must not
+/// depend on how the request's bytes arrive, and whatever that layer does
+/// not answer (preview, an oversized message) gets tonic's answer.
+#[tokio::test]
+async fn a_cached_article_is_answered_alike_however_its_request_arrives() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("MAX_MESSAGE_BYTES", "65536"))
+            .await;
+    let slug = super::cached_article(&server, "Arrives in pieces", 20_000).await;
+    let stored = get_by_slug(&mut server.client().await, &slug)
+        .await
+        .expect("the article");
+    let message = raw::frame(false, &get_by_slug_message(&slug));
+    let mut h2 = raw::connect(server.addr).await;
+
+    let whole = raw::call(
+        &mut h2,
+        raw::request(server.addr, GET_ARTICLE, &[]),
+        message.clone(),
+    )
+    .await;
+    assert_eq!(whole.code(), 0, "{whole:?}");
+    let response = GetArticleResponse::decode(&whole.data[5..]).expect("a response");
+    assert_eq!(response.article.as_ref(), Some(&stored));
+
+    // The frame's header cut in two, then the rest; and the message with
+    // END_STREAM in an empty DATA frame of its own.
+    for pieces in [
+        vec![message.slice(..1), message.slice(1..5), message.slice(5..)],
+        vec![message.clone(), bytes::Bytes::new()],
+    ] {
+        let mut ready = h2.clone().ready().await.expect("a stream");
+        let request = raw::request(server.addr, GET_ARTICLE, &[]);
+        let (response, mut stream) = ready.send_request(request, false).expect("headers");
+        let last = pieces.len() - 1;
+        for (n, piece) in pieces.into_iter().enumerate() {
+            stream.send_data(piece, n == last).expect("data");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let answer = raw::read(response).await;
+        assert_eq!(answer.code(), 0, "{answer:?}");
+        assert_eq!(answer.data, whole.data);
+    }
+
+    let basic = GetArticleRequest {
+        key: Some(Key::Slug(slug.clone())),
+        view: article_service::proto::ArticleView::Basic as i32,
+    };
+    let request = raw::request(server.addr, GET_ARTICLE, &[]);
+    let answer = raw::call(&mut h2, request, raw::frame(false, &basic.encode_to_vec())).await;
+    let article = GetArticleResponse::decode(&answer.data[5..])
+        .expect("a response")
+        .article
+        .expect("the article");
+    assert_eq!((article.body.as_str(), &article.title), ("", &stored.title));
+
+    // Preview asks for the publish token (none is configured here).
+    let request = raw::request(
+        server.addr,
+        GET_ARTICLE,
+        &[("authorization", "Bearer not-the-token")],
+    );
+    let answer = raw::call(&mut h2, request, message.clone()).await;
+    assert_eq!(answer.code(), Code::Unauthenticated as i32, "{answer:?}");
+
+    // Over MAX_MESSAGE_BYTES uncompressed: tonic's refusal.
+    let oversized = raw::frame(false, &get_by_slug_message(&"a".repeat(100_000)));
+    let request = raw::request(server.addr, GET_ARTICLE, &[]);
+    let answer = raw::call(&mut h2, request, oversized).await;
+    assert_eq!(answer.code(), Code::ResourceExhausted as i32, "{answer:?}");
 }
