@@ -20,8 +20,8 @@ use tonic::transport::server::Connected;
 use crate::api::{ConnectionInfo, ConnectionLoad};
 use crate::metrics::CONNECTIONS_TIMED_OUT;
 
-/// The HTTP/2 client preface ("PRI * HTTP/2.0...") is this long.
-const PREFACE_BYTES: usize = 24;
+/// What an HTTP/2 client sends first.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// When a connection is closed for what it did not do.
 #[derive(Debug, Clone, Copy)]
@@ -50,13 +50,16 @@ enum Watch {
 
 /// Bytes a connection gathers before writing them to its socket.
 ///
-/// h2 writes each DATA frame of more than 256 bytes with a write call of its
-/// own (hyperium/h2#902). A feed article goes to every stream on a
-/// connection: hundreds of 4 KB frames per publish, each a system call and,
-/// over loopback, the receiver's work done inline. Gathered here, they go out
-/// in writes of this size; h2 flushes whenever it has nothing more to send,
-/// so a lone response waits for nothing. The buffer's pages are only touched
-/// when a burst fills them.
+/// h2 flushes its writer after each DATA frame of more than 256 bytes
+/// (hyperium/h2#902), so a buffer alone gathers nothing: a feed article goes
+/// to every stream on a connection, hundreds of 4 KB frames per publish, and
+/// each flush would be a system call and, over loopback, the receiver's work
+/// done inline. On a plain HTTP/2 connection a flush is therefore owed rather
+/// than done: the connection's task is woken, and its next poll, which always
+/// reads first, writes what the whole previous poll gathered (see
+/// `poll_read`). Bytes go out in writes of up to this size, one task wake-up
+/// after h2 handed them over. The buffer's pages are only touched when a
+/// burst fills them.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pin_project! {
@@ -78,6 +81,12 @@ pin_project! {
         progress_seen: u64,
         // Since when the socket has refused bytes; `None` while it takes them.
         write_blocked_since: Option<Instant>,
+        // Whether flushes are owed rather than done: the client spoke plain
+        // HTTP/2 (h2 polls the read side first at every wake-up). Not for
+        // HTTP/1 or TLS, whose flushes are done as asked.
+        gathers_writes: bool,
+        // Gathered bytes that a flush asked for and that are not written yet.
+        flush_owed: bool,
     }
 }
 
@@ -121,6 +130,8 @@ impl ServerConnection {
             stall: timeouts.stall.unwrap_or_default(),
             progress_seen: 0,
             write_blocked_since: None,
+            gathers_writes: false,
+            flush_owed: false,
         }
     }
 }
@@ -156,7 +167,19 @@ impl AsyncRead for ServerConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
+        let mut this = self.project();
+        // h2 polls reading before writing at each wake-up: the bytes owed by
+        // the previous one go out here, gathered.
+        if *this.flush_owed {
+            let polled = this.stream.as_mut().poll_flush(cx);
+            note_write(this.write_blocked_since, &polled);
+            match polled {
+                Poll::Ready(Ok(())) => *this.flush_owed = false,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                // Woken again when the socket takes bytes.
+                Poll::Pending => {}
+            }
+        }
         // The server always has a read pending, so this is polled (and the
         // timer's wake-up heard) however idle the connection is.
         if let Some(closes_at) = this.closes_at
@@ -223,8 +246,13 @@ impl AsyncRead for ServerConnection {
         if let Watch::Handshake { read } = this.watch
             && polled.is_ready()
         {
-            *read += buf.filled().len() - before;
-            if *read >= PREFACE_BYTES {
+            let arrived = &buf.filled()[before..];
+            if *read == 0 {
+                let compared = arrived.len().min(PREFACE.len());
+                *this.gathers_writes = compared > 0 && PREFACE.starts_with(&arrived[..compared]);
+            }
+            *read += arrived.len();
+            if *read >= PREFACE.len() {
                 let started = this.info.load.started.load(Ordering::Acquire);
                 *this.watch = Watch::Idle { started };
                 *this.watch_at = this.idle.map(|idle| Box::pin(tokio::time::sleep(idle)));
@@ -267,6 +295,15 @@ impl AsyncWrite for ServerConnection {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
+        if *this.gathers_writes && !this.stream.buffer().is_empty() {
+            // Owed until the task's next poll (`poll_read`); without an owed
+            // flush already waiting, nothing else would wake it for that.
+            if !*this.flush_owed {
+                *this.flush_owed = true;
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let polled = this.stream.poll_flush(cx);
         note_write(this.write_blocked_since, &polled);
         polled
@@ -274,5 +311,77 @@ impl AsyncWrite for ServerConnection {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().stream.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const TIMEOUTS: ConnectionTimeouts = ConnectionTimeouts {
+        lifetime: None,
+        handshake: Duration::from_secs(30),
+        idle: None,
+        stall: None,
+    };
+
+    /// A server side of a fresh loopback connection whose client sent
+    /// `first` and the server read it, and the client side.
+    async fn connection_after(first: &[u8]) -> (ServerConnection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let mut server = ServerConnection::new(accepted, TIMEOUTS);
+        client.write_all(first).await.unwrap();
+        let mut read = vec![0; first.len()];
+        server.read_exact(&mut read).await.unwrap();
+        (server, client)
+    }
+
+    /// Whether the client receives `expected` within 200 ms.
+    async fn client_receives(client: &mut TcpStream, expected: &[u8]) -> bool {
+        let mut received = vec![0; expected.len()];
+        tokio::time::timeout(Duration::from_millis(200), client.read_exact(&mut received))
+            .await
+            .is_ok_and(|read| read.is_ok() && received == expected)
+    }
+
+    #[tokio::test]
+    async fn on_http2_flushed_bytes_go_out_together_at_the_next_read() {
+        let (mut server, mut client) = connection_after(PREFACE).await;
+        let frames = [[1_u8; 4096], [2_u8; 4096]];
+        for frame in &frames {
+            server.write_all(frame).await.unwrap();
+            server.flush().await.unwrap();
+        }
+        assert!(!client_receives(&mut client, &[1; 1]).await);
+
+        // The connection's next poll reads first; nothing arrives to read.
+        let mut byte = [0_u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(50), server.read(&mut byte)).await;
+        assert!(read.is_err());
+        assert!(client_receives(&mut client, &frames.concat()).await);
+    }
+
+    #[tokio::test]
+    async fn on_http1_a_flush_writes_at_once() {
+        let (mut server, mut client) = connection_after(b"POST /x HTTP/1.1\r\n").await;
+        server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        server.flush().await.unwrap();
+        assert!(client_receives(&mut client, b"HTTP/1.1 200 OK\r\n").await);
+    }
+
+    #[tokio::test]
+    async fn shutting_down_writes_what_is_owed() {
+        let (mut server, mut client) = connection_after(PREFACE).await;
+        server.write_all(b"GOAWAY").await.unwrap();
+        server.flush().await.unwrap();
+        server.shutdown().await.unwrap();
+        assert!(client_receives(&mut client, b"GOAWAY").await);
     }
 }
