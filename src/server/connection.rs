@@ -60,7 +60,12 @@ enum Watch {
 /// `poll_read`). Bytes go out in writes of up to this size, one task wake-up
 /// after h2 handed them over. The buffer's pages are only touched when a
 /// burst fills them.
-pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+///
+/// Sized so that a connection holds no more than h2 handed over in one
+/// flush without gathering (its own 16 KiB buffer and a 16 KiB DATA frame):
+/// 10,000 connections that each receive a large article at once must not
+/// cost more than before. 64 KiB gathered no better (BENCHMARKS.md).
+pub const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
 pin_project! {
     /// A TCP connection as the gRPC server sees it.
