@@ -88,10 +88,9 @@ pin_project! {
         write_blocked_since: Option<Instant>,
         // Whether flushes are owed rather than done: the client spoke plain
         // HTTP/2 (h2 polls the read side first at every wake-up). Not for
-        // HTTP/1 or TLS, whose flushes are done as asked.
+        // HTTP/1 or TLS, whose flushes are done as asked. On such a
+        // connection, bytes in the buffer are bytes a flush is owed for.
         gathers_writes: bool,
-        // Gathered bytes that a flush asked for and that are not written yet.
-        flush_owed: bool,
     }
 }
 
@@ -136,7 +135,6 @@ impl ServerConnection {
             progress_seen: 0,
             write_blocked_since: None,
             gathers_writes: false,
-            flush_owed: false,
         }
     }
 }
@@ -175,14 +173,12 @@ impl AsyncRead for ServerConnection {
         let mut this = self.project();
         // h2 polls reading before writing at each wake-up: the bytes owed by
         // the previous one go out here, gathered.
-        if *this.flush_owed {
+        if *this.gathers_writes && !this.stream.buffer().is_empty() {
             let polled = this.stream.as_mut().poll_flush(cx);
             note_write(this.write_blocked_since, &polled);
-            match polled {
-                Poll::Ready(Ok(())) => *this.flush_owed = false,
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                // Woken again when the socket takes bytes.
-                Poll::Pending => {}
+            // Pending: woken again when the socket takes bytes.
+            if let Poll::Ready(Err(error)) = polled {
+                return Poll::Ready(Err(error));
             }
         }
         // The server always has a read pending, so this is polled (and the
@@ -301,12 +297,9 @@ impl AsyncWrite for ServerConnection {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
         if *this.gathers_writes && !this.stream.buffer().is_empty() {
-            // Owed until the task's next poll (`poll_read`); without an owed
-            // flush already waiting, nothing else would wake it for that.
-            if !*this.flush_owed {
-                *this.flush_owed = true;
-                cx.waker().wake_by_ref();
-            }
+            // Owed until the task's next poll (`poll_read`), which nothing
+            // else might bring soon. Waking the task that runs is cheap.
+            cx.waker().wake_by_ref();
             return Poll::Ready(Ok(()));
         }
         let polled = this.stream.poll_flush(cx);
