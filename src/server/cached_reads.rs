@@ -29,11 +29,9 @@ use super::bodies::trailers;
 use super::feed_streams::is_plain_grpc;
 use crate::api::ArticleApi;
 use crate::proto::GetArticleRequest;
+use crate::wire::FRAME_HEADER_LEN;
 
 const GET_ARTICLE: &str = "/newsroom.content.v1.ArticleService/GetArticle";
-
-/// A gRPC frame's flag byte and length.
-const FRAME_HEADER_LEN: usize = 5;
 
 /// A GetArticle request is a key and a view: one larger than this is left
 /// to tonic (and its message size limit) rather than read here.

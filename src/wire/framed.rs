@@ -17,13 +17,13 @@ use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::encoded::EncodedGetArticleResponse;
 
-/// Bytes before the message in a frame.
-const HEADER_LEN: usize = 5;
+/// Bytes before the message in a gRPC frame: its flag byte and length.
+pub const FRAME_HEADER_LEN: usize = 5;
 
 /// `message` as one uncompressed gRPC frame.
 pub fn frame(message: &impl Message) -> Bytes {
     let len = message.encoded_len();
-    let mut framed = BytesMut::with_capacity(HEADER_LEN + len);
+    let mut framed = BytesMut::with_capacity(FRAME_HEADER_LEN + len);
     framed.put_u8(0);
     // A message over 4 GiB cannot be; the largest is about a megabyte.
     framed.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
@@ -46,7 +46,7 @@ pub fn frame_article_response(article: Bytes) -> Bytes {
 pub fn framed_article(framed: &Bytes) -> Option<Bytes> {
     // The flag and length, then the field's tag (1, length-delimited).
     let mut rest = framed
-        .get(HEADER_LEN..)?
+        .get(FRAME_HEADER_LEN..)?
         .strip_prefix(&[ARTICLE_FIELD_TAG])?;
     let article_len = prost::encoding::decode_varint(&mut rest).ok()?;
     let start = framed.len() - rest.len();
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Framed {
 
 impl Framed {
     fn message(&self) -> &[u8] {
-        self.0.get(HEADER_LEN..).unwrap_or_default()
+        self.0.get(FRAME_HEADER_LEN..).unwrap_or_default()
     }
 }
 
