@@ -131,17 +131,15 @@ impl ArticleApi {
         let encoded = if preview {
             encode_article(&view.apply(proto))
         } else {
-            // The cache keeps the whole article, whatever this call's view.
-            let whole = encode_article(&proto);
-            self.cache.fill_article(
-                seen,
-                article.id,
-                &article.slug,
-                frame_article_response(whole.clone()),
-            );
-            match view {
-                View::Full => whole,
-                View::Basic => encode_article(&view.apply(proto)),
+            // The cache keeps the whole article, whatever this call's view;
+            // a FULL answer is a slice of the cache's allocation, not a copy.
+            let framed = frame_article_response(encode_article(&proto));
+            let whole = framed_article(&framed);
+            self.cache
+                .fill_article(seen, article.id, &article.slug, framed);
+            match (view, whole) {
+                (View::Full, Some(whole)) => whole,
+                _ => encode_article(&view.apply(proto)),
             }
         };
         Ok(EncodedGetArticleResponse {
