@@ -19,9 +19,9 @@ use crate::proto::{
 };
 use crate::store::ArticleKey;
 use crate::wire::{
-    EncodedGetArticleResponse, EncodedListArticlesByTagResponse, View, article_to_proto,
-    encode_article, frame_article_response, framed_article, tag_to_proto, view_from_proto,
-    without_body,
+    EncodedGetArticleResponse, EncodedListArticlesByTagResponse, View, article_into_proto,
+    article_to_proto, encode_article, frame_article_response, framed_article, tag_to_proto,
+    view_from_proto, without_body,
 };
 
 /// The article a request names, by GetArticle's rules: neither key, an
@@ -114,37 +114,56 @@ impl ArticleApi {
         let request = request.into_inner();
         let view = view_from_proto(request.view)?;
         let key = article_key(request.key)?;
-        let seen = self.cache.epoch();
+        let article = if preview {
+            self.preview_article(key, view).await?
+        } else {
+            let framed = self.public_article_frame(key).await?;
+            let whole = framed_article(&framed)
+                .ok_or_else(|| Error::Internal("a framed article does not parse".into()))?;
+            in_view(vec![whole], view)?
+                .pop()
+                .ok_or_else(|| Error::Internal("an article vanished from its view".into()))?
+        };
+        Ok(EncodedGetArticleResponse {
+            article: Some(article),
+        })
+    }
+
+    /// Editors' preview: the article in any state, as the view asks; never
+    /// cached or shared with public reads.
+    async fn preview_article(&self, key: ArticleKey, view: View) -> Result<Bytes> {
         let article = self
             .lookups
             .article(key)
             .await?
             .ok_or_else(|| Error::NotFound("no such article".into()))?;
-        match (article.state, preview) {
-            (ArticleState::Withdrawn, false) => return Err(Error::Withdrawn),
-            (ArticleState::Scheduled, false) => {
-                return Err(Error::NotFound("no such article".into()));
+        Ok(encode_article(&view.apply(article_into_proto(article))))
+    }
+
+    /// A public read that missed the cache: the article framed as a whole
+    /// GetArticle response (FULL view), which fills the cache. Misses of one
+    /// key at the same time share one load (`cache::SharedLoads`) and its
+    /// bytes, errors included.
+    async fn public_article_frame(&self, key: ArticleKey) -> Result<Bytes> {
+        let seen = self.cache.epoch();
+        let (lookups, cache) = (self.lookups.clone(), self.cache.clone());
+        let looked_up = key.clone();
+        let load = async move {
+            let article = lookups
+                .article(looked_up)
+                .await?
+                .ok_or_else(|| Error::NotFound("no such article".into()))?;
+            match article.state {
+                ArticleState::Published => {}
+                ArticleState::Withdrawn => return Err(Error::Withdrawn),
+                ArticleState::Scheduled => return Err(Error::NotFound("no such article".into())),
             }
-            (ArticleState::Published, _) | (_, true) => {}
-        }
-        let proto = article_to_proto(&article);
-        let encoded = if preview {
-            encode_article(&view.apply(proto))
-        } else {
-            // The cache keeps the whole article, whatever this call's view;
-            // a FULL answer is a slice of the cache's allocation, not a copy.
-            let framed = frame_article_response(encode_article(&proto));
-            let whole = framed_article(&framed);
-            self.cache
-                .fill_article(seen, article.id, &article.slug, framed);
-            match (view, whole) {
-                (View::Full, Some(whole)) => whole,
-                _ => encode_article(&view.apply(proto)),
-            }
+            let (id, slug) = (article.id, article.slug.clone());
+            let framed = frame_article_response(encode_article(&article_into_proto(article)));
+            cache.fill_article(seen, id, &slug, framed.clone());
+            Ok(framed)
         };
-        Ok(EncodedGetArticleResponse {
-            article: Some(encoded),
-        })
+        self.article_loads.load(key, seen, load).await
     }
 
     /// The first page from the cache, if the request is valid and asks for

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
+use prost::bytes::Bytes;
 use tokio::time::Instant;
 use tonic::transport::server::TlsConnectInfo;
 use tonic::{Request, Response, Status};
@@ -14,7 +15,7 @@ use super::auth::PublishAuth;
 use super::connection_info::ConnectionInfo;
 use super::deadline;
 use super::streams::FramedStream;
-use crate::cache::ReadCache;
+use crate::cache::{ReadCache, SharedLoads};
 use crate::domain::token::{Token, TokenCodec};
 use crate::error::{Error, Result};
 use crate::feed::{ConnectionAge, Feed};
@@ -24,7 +25,7 @@ use crate::proto::{
     PublishArticleRequest, PublishArticleResponse, StreamArticleChangesRequest,
     StreamNewArticlesRequest, WithdrawArticleRequest, WithdrawArticleResponse,
 };
-use crate::store::{ArticleLookups, Store, TokenKeys};
+use crate::store::{ArticleKey, ArticleLookups, Store, TokenKeys};
 use crate::wire::{EncodedGetArticleResponse, EncodedListArticlesByTagResponse, Framed};
 
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct ArticleApi {
     pub(super) auth: PublishAuth,
     pub(super) feed: Feed,
     pub(super) cache: ReadCache,
+    /// Public GetArticle misses in flight, shared by key (`cache::loads`).
+    pub(super) article_loads: SharedLoads<ArticleKey, Result<Bytes>>,
     /// The server's request timeout, which caps every call's budget.
     request_timeout: Duration,
     /// When feed streams end for their connection's age; `None`: never.
@@ -64,6 +67,7 @@ impl ArticleApi {
             auth,
             feed,
             cache,
+            article_loads: SharedLoads::default(),
             request_timeout: deadline::DEFAULT_TIMEOUT,
             connection_age: None,
             max_page_bytes: DEFAULT_MAX_PAGE_BYTES,

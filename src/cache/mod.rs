@@ -25,7 +25,10 @@
 //! A read that races with a change must not put back what the change just
 //! dropped: every drop moves an epoch, and a read fills the cache only if
 //! the epoch it saw before asking the database has not moved since (checked
-//! after the insert, so that a drop in between removes it again).
+//! after the insert, so that a drop in between removes it again). Reads
+//! that miss together share one load (`loads`), keyed by the same epoch.
+
+mod loads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +38,7 @@ use moka::sync::Cache;
 use prost::bytes::Bytes;
 use uuid::Uuid;
 
+pub use self::loads::SharedLoads;
 use crate::domain::paging::MAX_PAGE_SIZE;
 use crate::metrics::{CACHE_LOOKUPS, CACHE_SIZE_BYTES};
 
@@ -64,6 +68,9 @@ pub struct CacheSettings {
 /// The process's read cache; cheap to clone.
 #[derive(Clone)]
 pub struct ReadCache {
+    /// Moves on every drop (see the module's documentation); kept with the
+    /// cache off too, for the loads that key on it.
+    epoch: Arc<AtomicU64>,
     inner: Option<Arc<Inner>>,
 }
 
@@ -75,8 +82,7 @@ struct Inner {
     /// needs no invalidation.
     slugs: Cache<String, Uuid>,
     pages: Cache<PageKey, Arc<CachedPage>>,
-    /// Moves on every drop (see the module's documentation).
-    epoch: AtomicU64,
+    epoch: Arc<AtomicU64>,
     /// The listener is connected: notifications reach us.
     listening: AtomicBool,
 }
@@ -90,6 +96,7 @@ impl ReadCache {
         if settings.article_bytes == 0 {
             return Self::disabled();
         }
+        let epoch = Arc::new(AtomicU64::new(0));
         let inner = Inner {
             articles: Cache::builder()
                 .max_capacity(settings.article_bytes)
@@ -108,17 +115,21 @@ impl ReadCache {
                 })
                 .time_to_live(settings.time_to_live)
                 .build(),
-            epoch: AtomicU64::new(0),
+            epoch: epoch.clone(),
             listening: AtomicBool::new(false),
         };
         Self {
+            epoch,
             inner: Some(Arc::new(inner)),
         }
     }
 
     /// A cache that keeps nothing.
     pub fn disabled() -> Self {
-        Self { inner: None }
+        Self {
+            epoch: Arc::default(),
+            inner: None,
+        }
     }
 
     /// The cache while it may answer: it is on and hears of changes.
@@ -146,11 +157,7 @@ impl ReadCache {
 
     /// Taken before reading from the database what a fill will keep.
     pub fn epoch(&self) -> Epoch {
-        Epoch(
-            self.inner
-                .as_deref()
-                .map_or(0, |inner| inner.epoch.load(Ordering::SeqCst)),
-        )
+        Epoch(self.epoch.load(Ordering::SeqCst))
     }
 
     pub fn fill_article(&self, seen: Epoch, id: Uuid, slug: &str, encoded: Bytes) {
@@ -173,8 +180,8 @@ impl ReadCache {
 
     /// New articles with these tags were stored: their first pages change.
     pub fn new_article_tagged(&self, tag_slugs: &[String]) {
+        self.advance();
         let Some(inner) = &self.inner else { return };
-        inner.advance();
         // Every page size a key can have: exact and immediate, unlike a
         // predicate that moka applies lazily.
         for tag_slug in tag_slugs {
@@ -189,8 +196,8 @@ impl ReadCache {
     /// These articles were updated: they, and any first page, may have
     /// changed (an update may also remove a tag).
     pub fn articles_changed(&self, ids: &[Uuid]) {
+        self.advance();
         let Some(inner) = &self.inner else { return };
-        inner.advance();
         for id in ids {
             inner.articles.invalidate(id);
         }
@@ -199,8 +206,8 @@ impl ReadCache {
 
     /// Anything may have changed.
     pub fn clear(&self) {
+        self.advance();
         let Some(inner) = &self.inner else { return };
-        inner.advance();
         inner.articles.invalidate_all();
         inner.pages.invalidate_all();
     }
@@ -230,11 +237,13 @@ impl ReadCache {
     }
 }
 
-impl Inner {
+impl ReadCache {
     fn advance(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
+}
 
+impl Inner {
     fn moved_since(&self, seen: Epoch) -> bool {
         self.epoch.load(Ordering::SeqCst) != seen.0
     }
@@ -349,5 +358,9 @@ mod tests {
         let id = Uuid::now_v7();
         cache.fill_article(cache.epoch(), id, "a-slug", Bytes::from_static(b"a"));
         assert_eq!(cache.article(id), None);
+        // Its epoch still moves: loads that share a read key on it.
+        let seen = cache.epoch();
+        cache.articles_changed(&[id]);
+        assert_ne!(cache.epoch().0, seen.0);
     }
 }
