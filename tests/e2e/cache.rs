@@ -103,10 +103,15 @@ async fn warm(server: &TestServer, article: &article_service::proto::Article, ta
                 get_by_slug(&mut client, &article.slug)
                     .await
                     .expect("by slug");
+                // The second read of the page is a hit; the first is too
+                // once an earlier round filled it.
                 first_page_titles(&mut client, tag).await;
                 first_page_titles(&mut client, tag).await;
                 server.metric(ARTICLE_HITS).await == Some(article_hits + 2.0)
-                    && server.metric(PAGE_HITS).await == Some(page_hits + 1.0)
+                    && server
+                        .metric(PAGE_HITS)
+                        .await
+                        .is_some_and(|hits| hits >= page_hits + 1.0)
             }
         },
     )
