@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream};
+use futures::Stream;
 use prost::bytes::Bytes;
 use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
@@ -148,11 +148,14 @@ impl<M: StreamMessage> Subscription<M> {
             // comes first, and the status the stream then ends with.
             let mut shutdown_signal = std::pin::pin!(ending(shutdown.clone(), self.ends_at));
             let wanted: HashSet<String> = self.tag_slugs.iter().cloned().collect();
-            let mut heartbeat = tokio::time::interval_at(
-                tokio::time::Instant::now() + feed.settings.heartbeat_interval,
-                feed.settings.heartbeat_interval,
-            );
-            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // A heartbeat goes out after `heartbeat_interval` without a
+            // message. A message only notes the time: the timer is moved
+            // when it fires, to what the last message makes due, rather
+            // than at every message (a timer-wheel update per message and
+            // stream, 10,000 an article at 10,000 streams).
+            let silence = feed.settings.heartbeat_interval;
+            let mut last_sent = Instant::now();
+            let mut heartbeat = std::pin::pin!(tokio::time::sleep_until(last_sent + silence));
             'outer: loop {
                 // Catch up from the database, up to its head (a new stream
                 // starts there). The next batch is read while this one is
@@ -183,7 +186,7 @@ impl<M: StreamMessage> Subscription<M> {
                         next_read = self.feed.read_changes_ahead(self.read_from());
                     }
                     if !messages.is_empty() {
-                        heartbeat.reset();
+                        last_sent = Instant::now();
                     }
                     for message in messages {
                         if shutdown.is_cancelled() {
@@ -197,7 +200,8 @@ impl<M: StreamMessage> Subscription<M> {
                     }
                     // A long catch-up of a rare tag still tells the consumer
                     // how far it got.
-                    if heartbeat.tick().now_or_never().is_some() {
+                    if last_sent.elapsed() >= silence {
+                        last_sent = Instant::now();
                         yield Ok(self.heartbeat());
                     }
                 }
@@ -211,7 +215,15 @@ impl<M: StreamMessage> Subscription<M> {
                         }
                         // Before the broadcast, so that a busy stream of
                         // articles the filter skips cannot starve it.
-                        _ = heartbeat.tick() => yield Ok(self.heartbeat()),
+                        () = &mut heartbeat => {
+                            if last_sent.elapsed() >= silence {
+                                last_sent = Instant::now();
+                                heartbeat.as_mut().reset(last_sent + silence);
+                                yield Ok(self.heartbeat());
+                            } else {
+                                heartbeat.as_mut().reset(last_sent + silence);
+                            }
+                        }
                         received = self.receiver.recv() => match received {
                             Ok(item) => {
                                 if let FeedEvent::Rewound = item.event {
@@ -256,7 +268,7 @@ impl<M: StreamMessage> Subscription<M> {
                                 // view shares.
                                 if let Some(framed) = payload.frame(M::KIND, self.view) {
                                     drop(payload);
-                                    heartbeat.reset();
+                                    last_sent = Instant::now();
                                     yield Ok(framed);
                                 }
                             }

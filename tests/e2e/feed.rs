@@ -318,6 +318,70 @@ async fn idle_filtered_streams_get_heartbeats_that_move_past_skipped_articles() 
     assert_eq!(rare.ids(), [wanted.id]);
 }
 
+/// A heartbeat follows `HEARTBEAT_INTERVAL` of silence: articles arriving
+/// more often than that push it back, and it comes once they stop.
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_wait_for_a_whole_interval_without_messages() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("HEARTBEAT_INTERVAL", "2")).await;
+    let mut client = server.client().await;
+    let mut reader = FeedReader::open(&mut client, &[], "").await;
+    let mut publisher = client.clone();
+    let published = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(
+                publish_new(&mut publisher, &format!("Steady {i}"), &["Steady"])
+                    .await
+                    .id,
+            );
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        ids
+    });
+
+    // Every message with the time since the one before it.
+    let mut last = tokio::time::Instant::now();
+    let mut received: Vec<(Option<String>, Duration)> = Vec::new();
+    while received
+        .iter()
+        .filter(|(article, _)| article.is_some())
+        .count()
+        < 10
+    {
+        let Read::Message(message) = read_one(&mut reader.stream, WAIT).await else {
+            panic!("the stream stopped before 10 articles");
+        };
+        received.push((message.article.map(|article| article.id), last.elapsed()));
+        last = tokio::time::Instant::now();
+    }
+    let Read::Message(after) = read_one(&mut reader.stream, Duration::from_secs(10)).await else {
+        panic!("no heartbeat after the articles");
+    };
+    assert!(after.article.is_none());
+    let silence = last.elapsed();
+    assert!(
+        silence >= Duration::from_secs(1),
+        "the heartbeat came {silence:?} after the last article"
+    );
+
+    let ids = published.await.expect("the publisher");
+    let articles: Vec<_> = received.iter().filter_map(|(id, _)| id.clone()).collect();
+    assert_eq!(articles, ids);
+    // While articles came every 400 ms, a heartbeat could only follow a
+    // late one (a loaded machine): never less than half the interval after
+    // the message before it.
+    for (id, gap) in &received {
+        if id.is_none() {
+            assert!(
+                *gap >= Duration::from_secs(1),
+                "a heartbeat {gap:?} after a message"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_past_the_limit_are_refused_until_one_closes() {
     let database = fresh_database().await;
