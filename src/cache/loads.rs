@@ -94,7 +94,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Takes a load's entry out of the map when the load is dropped: finished,
-/// or abandoned by every caller.
+/// or abandoned by every caller. Should a new load of the same key and
+/// epoch have taken the entry in the moment between (the old one's last
+/// handle going while a miss looked it up), this removes the new one's:
+/// later misses then load on their own, which costs sharing, not answers.
 struct Ended<K: Eq + Hash, V> {
     running: Weak<Loads<K, V>>,
     slot: Option<(K, u64)>,
