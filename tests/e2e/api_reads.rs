@@ -1016,7 +1016,8 @@ async fn simultaneous_misses_of_one_article_share_one_load() {
     // The first load waits for the lock; give the other 99 calls time to
     // arrive and join it.
     let waiting = "SELECT count(*) FROM pg_stat_activity \
-                   WHERE wait_event_type = 'Lock' AND query LIKE '%FROM articles%'";
+                   WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                   AND query LIKE '%FROM articles%'";
     let started = std::time::Instant::now();
     while sqlx::query_scalar::<_, i64>(waiting)
         .fetch_one(&pool)
