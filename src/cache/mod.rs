@@ -82,7 +82,6 @@ struct Inner {
     /// needs no invalidation.
     slugs: Cache<String, Uuid>,
     pages: Cache<PageKey, Arc<CachedPage>>,
-    epoch: Arc<AtomicU64>,
     /// The listener is connected: notifications reach us.
     listening: AtomicBool,
 }
@@ -96,7 +95,6 @@ impl ReadCache {
         if settings.article_bytes == 0 {
             return Self::disabled();
         }
-        let epoch = Arc::new(AtomicU64::new(0));
         let inner = Inner {
             articles: Cache::builder()
                 .max_capacity(settings.article_bytes)
@@ -115,11 +113,10 @@ impl ReadCache {
                 })
                 .time_to_live(settings.time_to_live)
                 .build(),
-            epoch: epoch.clone(),
             listening: AtomicBool::new(false),
         };
         Self {
-            epoch,
+            epoch: Arc::default(),
             inner: Some(Arc::new(inner)),
         }
     }
@@ -164,7 +161,7 @@ impl ReadCache {
         let Some(inner) = self.live() else { return };
         inner.slugs.insert(slug.to_owned(), id);
         inner.articles.insert(id, encoded);
-        if inner.moved_since(seen) {
+        if self.moved_since(seen) {
             inner.articles.invalidate(&id);
         }
     }
@@ -173,7 +170,7 @@ impl ReadCache {
         let Some(inner) = self.live() else { return };
         let key = (tag_slug.to_owned(), page_size);
         inner.pages.insert(key.clone(), Arc::new(page));
-        if inner.moved_since(seen) {
+        if self.moved_since(seen) {
             inner.pages.invalidate(&key);
         }
     }
@@ -241,9 +238,7 @@ impl ReadCache {
     fn advance(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
-}
 
-impl Inner {
     fn moved_since(&self, seen: Epoch) -> bool {
         self.epoch.load(Ordering::SeqCst) != seen.0
     }
