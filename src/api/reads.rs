@@ -47,16 +47,22 @@ pub(crate) fn asks_for_preview(headers: &http::HeaderMap) -> bool {
     headers.contains_key(http::header::AUTHORIZATION)
 }
 
+/// A cached article (kept whole) as the view asks.
+fn article_in_view(article: Bytes, view: View) -> Result<Bytes> {
+    match view {
+        View::Full => Ok(article),
+        View::Basic => without_body(&article)
+            .map_err(|error| Error::Internal(format!("cannot decode an article: {error}"))),
+    }
+}
+
 /// Cached articles (kept whole) as the view asks.
 fn in_view(articles: Vec<Bytes>, view: View) -> Result<Vec<Bytes>> {
     match view {
         View::Full => Ok(articles),
         View::Basic => articles
-            .iter()
-            .map(|article| {
-                without_body(article)
-                    .map_err(|error| Error::Internal(format!("cannot decode an article: {error}")))
-            })
+            .into_iter()
+            .map(|article| article_in_view(article, view))
             .collect(),
     }
 }
@@ -96,7 +102,7 @@ impl ArticleApi {
         match view {
             View::Full => Some(framed),
             View::Basic => {
-                let article = in_view(vec![framed_article(&framed)?], view).ok()?.pop()?;
+                let article = article_in_view(framed_article(&framed)?, view).ok()?;
                 Some(frame_article_response(article))
             }
         }
@@ -120,9 +126,7 @@ impl ArticleApi {
             let framed = self.public_article_frame(key).await?;
             let whole = framed_article(&framed)
                 .ok_or_else(|| Error::Internal("a framed article does not parse".into()))?;
-            in_view(vec![whole], view)?
-                .pop()
-                .ok_or_else(|| Error::Internal("an article vanished from its view".into()))?
+            article_in_view(whole, view)?
         };
         Ok(EncodedGetArticleResponse {
             article: Some(article),
