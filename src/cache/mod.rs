@@ -28,16 +28,17 @@
 //! after the insert, so that a drop in between removes it again). Reads
 //! that miss together share one load (`loads`), keyed by the same epoch.
 
+mod expiring;
 mod loads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
 use prost::bytes::Bytes;
 use uuid::Uuid;
 
+use self::expiring::{Expiring, Weight};
 pub use self::loads::SharedLoads;
 use crate::domain::paging::MAX_PAGE_SIZE;
 use crate::metrics::{CACHE_LOOKUPS, CACHE_SIZE_BYTES};
@@ -77,11 +78,11 @@ pub struct ReadCache {
 struct Inner {
     /// Articles by id, each framed as a whole GetArticle response
     /// (`wire::frame_article_response`): a hit is sent as it is.
-    articles: Cache<Uuid, Bytes>,
+    articles: Expiring<Uuid, Bytes>,
     /// Article ids by slug: a slug never changes its article, so this
     /// needs no invalidation.
-    slugs: Cache<String, Uuid>,
-    pages: Cache<PageKey, Arc<CachedPage>>,
+    slugs: Expiring<String, Uuid>,
+    pages: Expiring<PageKey, Arc<CachedPage>>,
     /// The listener is connected: notifications reach us.
     listening: AtomicBool,
 }
@@ -95,24 +96,13 @@ impl ReadCache {
         if settings.article_bytes == 0 {
             return Self::disabled();
         }
+        let ttl = settings.time_to_live;
+        // Ids are small: a count bound (about 80 bytes each) suffices.
+        let slugs = (settings.article_bytes / 1024).max(1024);
         let inner = Inner {
-            articles: Cache::builder()
-                .max_capacity(settings.article_bytes)
-                .weigher(|_, bytes: &Bytes| weight(bytes.len()))
-                .time_to_live(settings.time_to_live)
-                .build(),
-            // Ids are small: a count bound (about 80 bytes each) suffices.
-            slugs: Cache::builder()
-                .max_capacity((settings.article_bytes / 1024).max(1024))
-                .time_to_live(settings.time_to_live)
-                .build(),
-            pages: Cache::builder()
-                .max_capacity(settings.page_bytes)
-                .weigher(|_, page: &Arc<CachedPage>| {
-                    weight(page.articles.iter().map(Bytes::len).sum())
-                })
-                .time_to_live(settings.time_to_live)
-                .build(),
+            articles: Expiring::new(settings.article_bytes, settings.article_bytes / 4096, ttl),
+            slugs: Expiring::new(slugs, slugs, ttl),
+            pages: Expiring::new(settings.page_bytes, settings.page_bytes / 65536, ttl),
             listening: AtomicBool::new(false),
         };
         Self {
@@ -147,7 +137,7 @@ impl ReadCache {
     }
 
     pub fn first_page(&self, tag_slug: &str, page_size: u32) -> Option<Arc<CachedPage>> {
-        let found = self.live()?.pages.get(&(tag_slug.to_owned(), page_size));
+        let found = self.live()?.pages.get(&Key(tag_slug, page_size));
         count_lookup("first_page", found.is_some());
         found
     }
@@ -162,7 +152,7 @@ impl ReadCache {
         inner.slugs.insert(slug.to_owned(), id);
         inner.articles.insert(id, encoded);
         if self.moved_since(seen) {
-            inner.articles.invalidate(&id);
+            inner.articles.remove(&id);
         }
     }
 
@@ -171,7 +161,7 @@ impl ReadCache {
         let key = (tag_slug.to_owned(), page_size);
         inner.pages.insert(key.clone(), Arc::new(page));
         if self.moved_since(seen) {
-            inner.pages.invalidate(&key);
+            inner.pages.remove(&key);
         }
     }
 
@@ -179,13 +169,10 @@ impl ReadCache {
     pub fn new_article_tagged(&self, tag_slugs: &[String]) {
         self.advance();
         let Some(inner) = &self.inner else { return };
-        // Every page size a key can have: exact and immediate, unlike a
-        // predicate that moka applies lazily.
+        // Every page size a key can have: exact and immediate.
         for tag_slug in tag_slugs {
-            let mut key = (tag_slug.clone(), 0);
             for page_size in 1..=MAX_PAGE_SIZE {
-                key.1 = page_size;
-                inner.pages.invalidate(&key);
+                inner.pages.remove(&Key(tag_slug, page_size));
             }
         }
     }
@@ -196,17 +183,17 @@ impl ReadCache {
         self.advance();
         let Some(inner) = &self.inner else { return };
         for id in ids {
-            inner.articles.invalidate(id);
+            inner.articles.remove(id);
         }
-        inner.pages.invalidate_all();
+        inner.pages.clear();
     }
 
     /// Anything may have changed.
     pub fn clear(&self) {
         self.advance();
         let Some(inner) = &self.inner else { return };
-        inner.articles.invalidate_all();
-        inner.pages.invalidate_all();
+        inner.articles.clear();
+        inner.pages.clear();
     }
 
     /// The listener hears of changes again (after `clear`), or no longer
@@ -222,15 +209,11 @@ impl ReadCache {
         }
     }
 
-    /// Updates the size gauges (moka counts lazily; called by the sampler).
+    /// Updates the size gauges (called by the sampler).
     pub fn report_size(&self) {
         let Some(inner) = &self.inner else { return };
-        inner.articles.run_pending_tasks();
-        inner.pages.run_pending_tasks();
-        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "article")
-            .set(inner.articles.weighted_size() as f64);
-        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "first_page")
-            .set(inner.pages.weighted_size() as f64);
+        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "article").set(inner.articles.weight() as f64);
+        metrics::gauge!(CACHE_SIZE_BYTES, "kind" => "first_page").set(inner.pages.weight() as f64);
     }
 }
 
@@ -244,8 +227,33 @@ impl ReadCache {
     }
 }
 
-fn weight(bytes: usize) -> u32 {
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+/// A page key to look up without building its `String`.
+#[derive(Hash)]
+struct Key<'a>(&'a str, u32);
+
+impl quick_cache::Equivalent<PageKey> for Key<'_> {
+    fn equivalent(&self, (tag_slug, page_size): &PageKey) -> bool {
+        self.0 == tag_slug && self.1 == *page_size
+    }
+}
+
+impl Weight for Bytes {
+    fn weight(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+impl Weight for Uuid {
+    fn weight(&self) -> u64 {
+        1
+    }
+}
+
+impl Weight for Arc<CachedPage> {
+    fn weight(&self) -> u64 {
+        let tokens = self.next_page_token.len() + self.changes_token.len();
+        (self.articles.iter().map(Bytes::len).sum::<usize>() + tokens) as u64
+    }
 }
 
 fn count_lookup(kind: &'static str, hit: bool) {
