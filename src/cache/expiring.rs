@@ -38,9 +38,10 @@ impl<K, V: Weight> Weighter<K, Timed<V>> for ByWeight {
     }
 }
 
-/// Room for a few of the largest articles (1 MiB bodies) in each shard:
-/// an entry heavier than its shard's share of the bound is not kept.
-const MIN_SHARD_WEIGHT: u64 = 4 * 1024 * 1024;
+/// An entry heavier than its shard's share of the bound is not kept: each
+/// shard has room for the largest entries, a first page of
+/// `MAX_PAGE_BYTES` (4 MiB by default) or several 1 MiB articles.
+const MIN_SHARD_WEIGHT: u64 = 8 * 1024 * 1024;
 
 /// Shards spread the locks; more than this buys nothing on a pod's cores.
 const MAX_SHARDS: u64 = 16;
@@ -135,14 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_holds_and_the_largest_articles_fit_in_a_shard() {
+    fn the_bound_holds_and_the_largest_entries_fit_in_a_shard() {
         let map = Expiring::new(48 << 20, 1024, Duration::from_secs(60));
         for key in 0..200_u32 {
             map.insert(key, Heavy(1 << 20));
         }
         assert!(map.weight() <= 48 << 20, "weight {}", map.weight());
-        map.insert(1_000, Heavy(1_100_000));
-        assert_eq!(map.get(&1_000), Some(Heavy(1_100_000)));
+        map.insert(1_000, Heavy(4 << 20));
+        assert_eq!(map.get(&1_000), Some(Heavy(4 << 20)));
     }
 
     #[test]
