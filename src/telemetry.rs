@@ -7,9 +7,9 @@
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`, ...). Unset, no exporter is
 //! built and no span is even created (see [`exporting`]).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -26,6 +26,10 @@ pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Bytes of log lines written in one call, at most.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
 
+/// How long the log writer waits after a write before the next: lines
+/// gather meanwhile (see [`Paced`]).
+const LOG_WRITE_PACE: Duration = Duration::from_millis(2);
+
 /// How long shutdown waits for the last spans to go out.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,8 +45,9 @@ static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// batches: a write per line on the calling thread cost the busiest read
 /// path (a line per call, 20,000 a second) a system call each. The thread
 /// gathers the lines queued since its last write into one (standard output
-/// alone would write each line as it ends). Never lossy: when the writer
-/// falls 128,000 lines behind, callers wait for it. Keep the returned guard
+/// alone would write each line as it ends), at most one write every
+/// [`LOG_WRITE_PACE`]. Never lossy: when the writer falls 128,000 lines
+/// behind, callers wait for it. Keep the returned guard
 /// until the process ends; dropping it writes what is left.
 #[must_use = "dropping the guard stops the log writer"]
 pub fn init(format: LogFormat) -> LogWriterGuard {
@@ -50,11 +55,7 @@ pub fn init(format: LogFormat) -> LogWriterGuard {
     let (stdout, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        // Flushed by the thread each time its queue is empty.
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_BATCH_BYTES,
-            std::io::stdout(),
-        ));
+        .finish(Paced::new(std::io::stdout()));
     let logs = match format {
         // Span fields stay out of the lines: a log line looks the same with
         // trace export on or off.
@@ -98,6 +99,37 @@ pub fn init(format: LogFormat) -> LogWriterGuard {
         None => {}
     }
     LogWriterGuard { _writer: guard }
+}
+
+/// Standard output as the log writer's thread writes it: it flushes each
+/// time its queue is empty. A lone line is written at once; after a write, the
+/// next waits out [`LOG_WRITE_PACE`] while lines gather in the queue.
+/// Without the wait the thread emptied its queue every few lines and slept,
+/// and a call's line had to wake it again (a futex call on the worker, a
+/// context switch on the thread): under load that cost more than writing.
+struct Paced<W: Write> {
+    out: std::io::BufWriter<W>,
+}
+
+impl<W: Write> Paced<W> {
+    fn new(out: W) -> Self {
+        Self {
+            out: std::io::BufWriter::with_capacity(LOG_BATCH_BYTES, out),
+        }
+    }
+}
+
+impl<W: Write> Write for Paced<W> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.out.write(line)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let started = Instant::now();
+        self.out.flush()?;
+        std::thread::sleep(LOG_WRITE_PACE.saturating_sub(started.elapsed()));
+        Ok(())
+    }
 }
 
 /// Keeps the log writer running; see [`init`].
@@ -152,4 +184,19 @@ fn trace_provider() -> Result<Option<SdkTracerProvider>, String> {
             .with_resource(resource)
             .build(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_writes_what_is_buffered_then_waits_out_the_pace() {
+        let mut paced = Paced::new(Vec::new());
+        paced.write_all(b"a line\n").unwrap_or_default();
+        let started = Instant::now();
+        paced.flush().unwrap_or_default();
+        assert!(started.elapsed() >= LOG_WRITE_PACE);
+        assert_eq!(paced.out.get_ref().as_slice(), b"a line\n");
+    }
 }
