@@ -74,7 +74,9 @@ where
         let response = tracing::Instrument::instrument(response, span);
         Box::pin(async move {
             let mut response = response.await?;
-            response.headers_mut().insert(REQUEST_ID, request_id);
+            response
+                .headers_mut()
+                .insert(REQUEST_ID, never_indexed(request_id));
             let mut call = call;
             if let Some(code) = grpc_code(response.headers()) {
                 call.finish(code); // an error without a body
@@ -92,6 +94,16 @@ fn new_request_id() -> HeaderValue {
         .simple()
         .to_string();
     HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The id as HPACK should send it: literally, never indexed. An id is not
+/// seen twice on a connection, so indexing it only churns both ends'
+/// tables: each response's id inserted, older ones evicted, and each new id
+/// compared with every id still in the table (5.6% of the service's CPU
+/// under the Zipf reads, BENCHMARKS.md).
+fn never_indexed(mut request_id: HeaderValue) -> HeaderValue {
+    request_id.set_sensitive(true);
+    request_id
 }
 
 fn grpc_code(headers: &HeaderMap) -> Option<Code> {
@@ -264,7 +276,15 @@ impl<B: Body> Body for LoggedBody<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::new_request_id;
+    use super::{never_indexed, new_request_id};
+
+    #[test]
+    fn an_echoed_id_keeps_its_value_and_is_never_indexed() {
+        let id = new_request_id();
+        let echoed = never_indexed(id.clone());
+        assert!(echoed.is_sensitive());
+        assert_eq!(echoed.as_bytes(), id.as_bytes());
+    }
 
     #[test]
     fn request_ids_are_distinct_version_4_uuids() {
