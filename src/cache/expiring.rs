@@ -17,8 +17,8 @@ use quick_cache::{Equivalent, OptionsBuilder, Weighter};
 
 /// An entry and the moment it stops being served.
 #[derive(Debug, Clone)]
-pub(super) struct Timed<V> {
-    pub(super) value: V,
+struct Timed<V> {
+    value: V,
     expires: Instant,
 }
 
@@ -30,7 +30,7 @@ pub(super) trait Weight {
 /// Weighs entries by [`Weight`]; never 0, since quick_cache never evicts
 /// an entry that weighs nothing.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct ByWeight;
+struct ByWeight;
 
 impl<K, V: Weight> Weighter<K, Timed<V>> for ByWeight {
     fn weight(&self, _: &K, entry: &Timed<V>) -> u64 {

@@ -137,7 +137,7 @@ impl ReadCache {
     }
 
     pub fn first_page(&self, tag_slug: &str, page_size: u32) -> Option<Arc<CachedPage>> {
-        let found = self.live()?.pages.get(&Key(tag_slug, page_size));
+        let found = self.live()?.pages.get(&PageKeyRef(tag_slug, page_size));
         count_lookup("first_page", found.is_some());
         found
     }
@@ -172,7 +172,7 @@ impl ReadCache {
         // Every page size a key can have: exact and immediate.
         for tag_slug in tag_slugs {
             for page_size in 1..=MAX_PAGE_SIZE {
-                inner.pages.remove(&Key(tag_slug, page_size));
+                inner.pages.remove(&PageKeyRef(tag_slug, page_size));
             }
         }
     }
@@ -229,9 +229,9 @@ impl ReadCache {
 
 /// A page key to look up without building its `String`.
 #[derive(Hash)]
-struct Key<'a>(&'a str, u32);
+struct PageKeyRef<'a>(&'a str, u32);
 
-impl quick_cache::Equivalent<PageKey> for Key<'_> {
+impl quick_cache::Equivalent<PageKey> for PageKeyRef<'_> {
     fn equivalent(&self, (tag_slug, page_size): &PageKey) -> bool {
         self.0 == tag_slug && self.1 == *page_size
     }
