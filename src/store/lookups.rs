@@ -1,14 +1,17 @@
-//! GetArticle's database reads, batched when the database is busy.
+//! GetArticle's database reads, batched when the database is busy, on
+//! connections kept between statements.
 //!
 //! # Why
 //!
 //! A read that misses the cache costs the database little (an index probe
 //! and one row) but costs three round trips through sqlx's pool: a ping when
-//! the connection is handed out (`test_before_acquire`), the query, and a ping
-//! when it is taken back (which sqlx always does). On a small machine those round trips (system calls
-//! and context switches on both sides) are most of what a miss costs: at 64
-//! concurrent misses on 2 cores the service did about a third of pgbench's
-//! rate for the same statement (BENCHMARKS.md).
+//! the connection is handed out (`test_before_acquire`), the query, and a
+//! ping when it is taken back (which sqlx always does). On a small machine
+//! those round trips (system calls and context switches on both sides) are
+//! most of what a miss costs: at 64 concurrent misses on 2 cores the service
+//! did about a third of pgbench's rate for the same statement, and with the
+//! pings PostgreSQL spent about 130 us of CPU per key looked up
+//! (BENCHMARKS.md).
 //!
 //! # How
 //!
@@ -20,18 +23,28 @@
 //! service answers as before, and batches only form while every slot is busy,
 //! which is when they pay. Concurrent lookups of one key share its row.
 //!
+//! A slot keeps the connection its statement ran on, so the next statement
+//! is one round trip, when the pool has connections to spare (at least
+//! [`KEEP_FROM_POOL_SIZE`]: a slot for every eight). Kept connections go back to the pool (and its checks)
+//! when lookups pause for [`RELEASE_WHEN_IDLE`], after [`KEEP_AT_MOST`], and
+//! after any error; a statement that fails on a kept connection (the
+//! database may have restarted since) runs once more on one the pool checks.
+//!
 //! Nothing else changes for a caller: the answer is what the single-key
 //! statement would have read at some moment after the call began, errors are
 //! the store's errors, and the wait is bounded by the operation timeout.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::Store;
+use super::reads::articles_by_keys_on;
+use super::{Role, Store};
 use crate::domain::article::Article;
 use crate::error::{Error, Result};
 use crate::metrics::LOOKUP_BATCH_SIZE;
@@ -42,6 +55,17 @@ pub const MAX_BATCH: usize = 128;
 /// Lookups waiting for a slot, at most; past it a caller waits to queue
 /// (calls in flight are bounded anyway, by `MAX_INFLIGHT_CALLS`).
 const QUEUE_CAPACITY: usize = 4096;
+
+/// The smallest pool whose connections lookups keep between statements: in
+/// a smaller one, a kept connection would be missed by the other calls.
+const KEEP_FROM_POOL_SIZE: u32 = 8;
+
+/// Kept connections go back to the pool when no lookup came for this long.
+const RELEASE_WHEN_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection is kept this long at most, then goes back to the pool, so
+/// the pool's own rules (lifetime, idle timeout, checks) still apply to it.
+const KEEP_AT_MOST: Duration = Duration::from_secs(30);
 
 /// How an article is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -100,44 +124,53 @@ impl ArticleLookups {
 /// Takes the queued lookups into a statement whenever a slot is free.
 async fn dispatch(store: Store, mut pending: mpsc::Receiver<Lookup>, in_flight: usize) {
     let slots = Arc::new(Semaphore::new(in_flight));
+    let pool_size = store.pool_for(Role::Read).options().get_max_connections();
+    let kept = Arc::new(Kept::new(pool_size >= KEEP_FROM_POOL_SIZE));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
         let mut batch = Vec::new();
-        if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        // `recv_many` is cancel safe: a lookup is never lost to the timeout.
+        let received =
+            match tokio::time::timeout(RELEASE_WHEN_IDLE, pending.recv_many(&mut batch, MAX_BATCH))
+                .await
+            {
+                Ok(received) => received,
+                Err(_idle) => {
+                    kept.release_all();
+                    pending.recv_many(&mut batch, MAX_BATCH).await
+                }
+            };
+        if received == 0 {
             return; // every sender is gone
         }
-        let store = store.clone();
+        let (store, kept) = (store.clone(), Arc::clone(&kept));
         tokio::spawn(async move {
-            answer(&store, batch).await;
+            answer(&store, &kept, batch).await;
             drop(slot);
         });
     }
 }
 
 /// Reads one batch and answers each of its callers.
-async fn answer(store: &Store, mut batch: Vec<Lookup>) {
+async fn answer(store: &Store, kept: &Kept, mut batch: Vec<Lookup>) {
     // Callers that gave up (deadline, cancellation) need no row.
     batch.retain(|lookup| !lookup.reply.is_closed());
     if batch.is_empty() {
         return;
     }
     metrics::histogram!(LOOKUP_BATCH_SIZE).record(batch.len() as f64);
-    // Alone: the single-key statement, exactly as without batching, and its
-    // article straight to its caller.
+    let (ids, slugs) = split_keys(batch.iter().map(|lookup| &lookup.key));
+    let read = read(store, kept, &ids, &slugs).await;
+    // Alone: its article straight to its caller.
     if batch.len() == 1
-        && let Some(Lookup { key, reply }) = batch.pop()
+        && let Some(Lookup { reply, .. }) = batch.pop()
     {
-        let found = match &key {
-            ArticleKey::Id(id) => store.article_by_id(*id).await,
-            ArticleKey::Slug(slug) => store.article_by_slug(slug).await,
-        };
-        let _ = reply.send(found);
+        let _ = reply.send(read.map(|articles| articles.into_iter().next()));
         return;
     }
-    let (ids, slugs) = split_keys(batch.iter().map(|lookup| &lookup.key));
-    match store.articles_by_keys(&ids, &slugs).await {
+    match read {
         Ok(articles) => {
             let found = Found::new(articles);
             for lookup in batch {
@@ -149,6 +182,77 @@ async fn answer(store: &Store, mut batch: Vec<Lookup>) {
                 let _ = lookup.reply.send(Err(error.clone()));
             }
         }
+    }
+}
+
+/// The articles with these keys, read on a kept connection when there is
+/// one, within the operation timeout.
+async fn read(store: &Store, kept: &Kept, ids: &[Uuid], slugs: &[String]) -> Result<Vec<Article>> {
+    store
+        .bounded(async {
+            // A kept connection whose statement fails is dropped: back to
+            // the pool, which checks it before anyone uses it again.
+            if let Some(mut connection) = kept.take()
+                && let Ok(articles) = articles_by_keys_on(&mut connection.conn, ids, slugs).await
+            {
+                kept.put(connection);
+                return Ok(articles);
+            }
+            let mut connection = KeptConnection {
+                conn: store.acquire(Role::Read).await?,
+                since: Instant::now(),
+            };
+            let articles = articles_by_keys_on(&mut connection.conn, ids, slugs).await?;
+            kept.put(connection);
+            Ok(articles)
+        })
+        .await
+}
+
+/// The connections the slots keep between statements (at most one a slot:
+/// a slot takes one while its statement runs and puts it back after).
+struct Kept {
+    connections: Mutex<Vec<KeptConnection>>,
+    /// Off for small pools: every connection goes back after its statement.
+    enabled: bool,
+}
+
+struct KeptConnection {
+    conn: PoolConnection<Postgres>,
+    /// When it was taken from the pool.
+    since: Instant,
+}
+
+impl Kept {
+    fn new(enabled: bool) -> Self {
+        Self {
+            connections: Mutex::new(Vec::new()),
+            enabled,
+        }
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Vec<KeptConnection>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Option<KeptConnection> {
+        self.connections().pop()
+    }
+
+    /// Keeps `connection` for the next statement, unless it is due back
+    /// (dropped, it returns to the pool).
+    fn put(&self, connection: KeptConnection) {
+        if self.enabled && connection.since.elapsed() < KEEP_AT_MOST {
+            self.connections().push(connection);
+        }
+    }
+
+    /// Gives every kept connection back to the pool.
+    fn release_all(&self) {
+        let released = std::mem::take(&mut *self.connections());
+        drop(released);
     }
 }
 

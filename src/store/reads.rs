@@ -3,6 +3,7 @@
 
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
+use sqlx::PgConnection;
 
 use super::changes::change_head_on;
 use super::rows::{ArticleRow, articles, select_articles};
@@ -24,66 +25,6 @@ pub struct ArticlePage {
 }
 
 impl Store {
-    pub async fn article_by_id(&self, id: uuid::Uuid) -> Result<Option<Article>> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Read).await?;
-            let row: Option<ArticleRow> =
-                sqlx::query_as(select_articles!("articles a WHERE a.id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            row.map(Article::try_from).transpose()
-        })
-        .await
-    }
-
-    pub async fn article_by_slug(&self, slug: &str) -> Result<Option<Article>> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Read).await?;
-            let row: Option<ArticleRow> =
-                sqlx::query_as(select_articles!("articles a WHERE a.slug = $1"))
-                    .bind(slug)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            row.map(Article::try_from).transpose()
-        })
-        .await
-    }
-
-    /// The articles with these ids or these slugs, in no particular order
-    /// (unknown keys are simply absent): the batched lookups of
-    /// `store::lookups`, one statement per kind of key.
-    pub(super) async fn articles_by_keys(
-        &self,
-        ids: &[uuid::Uuid],
-        slugs: &[String],
-    ) -> Result<Vec<Article>> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Read).await?;
-            let mut rows: Vec<ArticleRow> = Vec::with_capacity(ids.len() + slugs.len());
-            if !ids.is_empty() {
-                rows.extend(
-                    sqlx::query_as(select_articles!("articles a WHERE a.id = ANY($1)"))
-                        .bind(ids)
-                        .fetch_all(&mut *conn)
-                        .await?,
-                );
-            }
-            if !slugs.is_empty() {
-                rows.extend(
-                    sqlx::query_as::<_, ArticleRow>(select_articles!(
-                        "articles a WHERE a.slug = ANY($1)"
-                    ))
-                    .bind(slugs)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-            }
-            articles(rows)
-        })
-        .await
-    }
-
     /// A page of the tag's PUBLISHED articles, newest first (`published_at`
     /// then `id`, both descending), after `cursor` when given. Keyset paging
     /// on the `article_tags` primary key: the cost does not depend on the
@@ -157,4 +98,52 @@ async fn take_within(
         taken.push(row);
     }
     Ok((taken, false))
+}
+
+/// The articles with these ids or these slugs, in no particular order
+/// (unknown keys are simply absent): the reads of `store::lookups`, on the
+/// connection it keeps. One key alone is read with the single-key statement;
+/// more with one statement per kind of key.
+pub(super) async fn articles_by_keys_on(
+    conn: &mut PgConnection,
+    ids: &[uuid::Uuid],
+    slugs: &[String],
+) -> Result<Vec<Article>> {
+    let rows: Vec<ArticleRow> = match (ids, slugs) {
+        ([id], []) => sqlx::query_as(select_articles!("articles a WHERE a.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .into_iter()
+            .collect(),
+        ([], [slug]) => sqlx::query_as(select_articles!("articles a WHERE a.slug = $1"))
+            .bind(slug)
+            .fetch_optional(&mut *conn)
+            .await?
+            .into_iter()
+            .collect(),
+        _ => {
+            let mut rows = Vec::with_capacity(ids.len() + slugs.len());
+            if !ids.is_empty() {
+                rows.extend(
+                    sqlx::query_as(select_articles!("articles a WHERE a.id = ANY($1)"))
+                        .bind(ids)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                );
+            }
+            if !slugs.is_empty() {
+                rows.extend(
+                    sqlx::query_as::<_, ArticleRow>(select_articles!(
+                        "articles a WHERE a.slug = ANY($1)"
+                    ))
+                    .bind(slugs)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
+            }
+            rows
+        }
+    };
+    articles(rows)
 }

@@ -1042,3 +1042,42 @@ async fn simultaneous_misses_of_one_article_share_one_load() {
     assert_eq!(answered, 100);
     assert_eq!(server.metric(lookups).await.unwrap_or(0.0) - before, 1.0);
 }
+
+/// GetArticle's lookups keep their connection between statements
+/// (`store::lookups`): a kept connection the database dropped meanwhile costs
+/// no call (the statement runs again on a connection the pool checks), and
+/// kept connections go back to the pool once lookups pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_read_connection_that_died_costs_no_call_and_returns_to_the_pool_when_idle() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("CACHE_MAX_BYTES", "0")).await;
+    let mut client = server.client().await;
+    let stored = publish_new(&mut client, "Kept connection", &["Kept"]).await;
+    assert_eq!(get_by_slug(&mut client, &stored.slug).await.expect("read"), stored);
+
+    // The database ends the session of every connection that ran the
+    // lookup (as a restart or an administrator would).
+    let pool = pool(&database).await;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND query LIKE '%WHERE a.slug = $1%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pg_terminate_backend");
+    assert_eq!(ended, [true], "one connection ran the lookup");
+    for _ in 0..5 {
+        assert_eq!(get_by_slug(&mut client, &stored.slug).await.expect("read"), stored);
+    }
+
+    // A second after the last lookup, no connection is held.
+    server
+        .wait_for_metric(
+            "article_db_pool_connections{pool=\"primary\",state=\"in_use\"}",
+            0.0,
+            Duration::from_secs(5),
+        )
+        .await;
+}
