@@ -77,7 +77,7 @@ for view in full basic; do
     say "rebuild from the beginning ($view): $CHANGES changes"
     flag=()
     [[ $view == basic ]] && flag=(--basic)
-    REBUILD+=("$($WRAP "$LOADGEN" rebuild --addr "$ADDR" --events "$CHANGES" --server-pid "$SERVICE_PID" "${flag[@]}" | tee -a /dev/stderr)")
+    REBUILD+=("$($WRAP "$LOADGEN" rebuild --addr "$ADDR" --events "$CHANGES" --server-pid "$SERVICE_PID" "${flag[@]}" | tee >(cat >&2))")
 done
 
 READS=()
@@ -94,7 +94,7 @@ if [[ -n $BASE_BIN && $PARTS == *" reads "* ]]; then
         READS+=("$(DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$3" $WRAP "$LOADGEN" reads \
             --addr "$2" --scenario "$4" --concurrency "$CONCURRENCY" --connections "$CONNECTIONS" \
             --seconds "$SECONDS_PER_RUN" --warmup-seconds 5 --keys "$KEYS" --row "$1" \
-            | tee -a /dev/stderr | grep '^|')")
+            | tee >(cat >&2) | grep '^|')")
     }
     # Interleaved, twice, so that neither build gets the quieter minutes.
     for round in 1 2; do
@@ -112,7 +112,7 @@ for event in new published release withdraw; do
     say "fan-out: $event to $SUBSCRIBERS streams"
     FANOUT+=("$($WRAP "$LOADGEN" fanout --addr "$ADDR" --subscribers "$SUBSCRIBERS" --connections 20 \
         --publishes-per-second 2 --seconds "$FANOUT_SECONDS" --server-pid "$SERVICE_PID" \
-        --token "$TOKEN" --event "$event" | tee -a /dev/stderr | grep -E '^fan-out|^server RSS' | tr '\n' ' ')")
+        --token "$TOKEN" --event "$event" | tee >(cat >&2) | grep -E '^fan-out|^server RSS' | tr '\n' ' ')")
 done
 
 {

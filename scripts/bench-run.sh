@@ -51,7 +51,7 @@ reads() { # LABEL ADDR SCENARIO [ARGS...]
     row=$($WRAP "$LOADGEN" reads --addr "$addr" --scenario "$scenario" \
         --concurrency "$CONCURRENCY" --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" \
         --warmup-seconds "$WARMUP" --keys "$KEYS" --token "$TOKEN" --row "$label" "$@" \
-        | tee -a /dev/stderr | grep '^|')
+        | tee >(cat >&2) | grep '^|')
     ROWS+=("$row")
 }
 
