@@ -23,12 +23,13 @@
 //! service answers as before, and batches only form while every slot is busy,
 //! which is when they pay. Concurrent lookups of one key share its row.
 //!
-//! A slot keeps the connection its statement ran on, so the next statement
-//! is one round trip, when the pool has connections to spare (at least
-//! [`KEEP_FROM_POOL_SIZE`]: a slot for every eight). Kept connections go back to the pool (and its checks)
-//! when lookups pause for [`RELEASE_WHEN_IDLE`], after [`KEEP_AT_MOST`], and
-//! after any error; a statement that fails on a kept connection (the
-//! database may have restarted since) runs once more on one the pool checks.
+//! When the pool has connections to spare (at least [`KEEP_FROM_POOL_SIZE`]:
+//! a slot for every eight), a slot keeps the connection its statement ran
+//! on, so the next statement is one round trip. Kept connections go back to
+//! the pool (and its checks) when lookups pause for [`RELEASE_WHEN_IDLE`],
+//! after [`KEEP_AT_MOST`], and after any error; a statement that fails on a
+//! kept connection (the database may have restarted since) runs once more on
+//! one the pool checks.
 //!
 //! Nothing else changes for a caller: the answer is what the single-key
 //! statement would have read at some moment after the call began, errors are

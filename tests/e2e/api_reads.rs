@@ -1054,7 +1054,10 @@ async fn a_kept_read_connection_that_died_costs_no_call_and_returns_to_the_pool_
         TestServer::start_with(ServerOptions::new(&database).env("CACHE_MAX_BYTES", "0")).await;
     let mut client = server.client().await;
     let stored = publish_new(&mut client, "Kept connection", &["Kept"]).await;
-    assert_eq!(get_by_slug(&mut client, &stored.slug).await.expect("read"), stored);
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug).await.expect("read"),
+        stored
+    );
 
     // The database ends the session of every connection that ran the
     // lookup (as a restart or an administrator would).
@@ -1069,7 +1072,10 @@ async fn a_kept_read_connection_that_died_costs_no_call_and_returns_to_the_pool_
     .expect("pg_terminate_backend");
     assert_eq!(ended, [true], "one connection ran the lookup");
     for _ in 0..5 {
-        assert_eq!(get_by_slug(&mut client, &stored.slug).await.expect("read"), stored);
+        assert_eq!(
+            get_by_slug(&mut client, &stored.slug).await.expect("read"),
+            stored
+        );
     }
 
     // A second after the last lookup, no connection is held.
