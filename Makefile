@@ -86,7 +86,8 @@ run:
 	exec $(BIN) serve
 
 test: deploy-check contract-check
-	@envs=$$($(DEV_ENV) env); eval "$$envs"
+	@$(DEV_ENV) drop-test-databases
+	envs=$$($(DEV_ENV) env); eval "$$envs"
 	echo "DATABASE_URL=$$DATABASE_URL"
 	echo "+ buf lint"
 	"$$BUF" lint
