@@ -416,6 +416,13 @@ ensure_promtool() {
 
 # --- commands --------------------------------------------------------------------------
 
+# psql: on the PATH, else beside the server's programs.
+find_psql() {
+    local bin
+    bin=${PG_BIN:-$(find_pg_bindir || true)}
+    command -v psql || { [[ -n $bin && -x $bin/psql ]] && echo "$bin/psql"; } || die "psql not found"
+}
+
 export_line() { printf 'export %s=%q\n' "$1" "$2"; }
 
 export_tools() {
@@ -449,9 +456,7 @@ case $cmd in
     psql)
         shift
         ensure_db
-        PG_BIN=${PG_BIN:-$(find_pg_bindir || true)}
-        psql=$(command -v psql || echo "${PG_BIN:+$PG_BIN/psql}")
-        [[ -n $psql ]] || die "psql not found"
+        psql=$(find_psql)
         exec "$psql" "$DB_URL" "$@"
         ;;
     drop-test-databases)
@@ -462,15 +467,13 @@ case $cmd in
             exit 0
         fi
         ensure_db
-        PG_BIN=${PG_BIN:-$(find_pg_bindir || true)}
-        psql=$(command -v psql || echo "${PG_BIN:+$PG_BIN/psql}")
-        [[ -n $psql ]] || die "psql not found"
+        psql=$(find_psql)
+        # tests/e2e/common/mod.rs names them so (`fresh_database`).
+        test_databases="FROM pg_database WHERE datname ~ '^test_[0-9a-f]{32}\$'"
         # A database another test run is using refuses the DROP; it stays, and the rest go.
-        "$psql" "$DB_URL" -X -q -v ON_ERROR_STOP=0 >>"$LOG" 2>&1 <<'SQL' || true
-SELECT format('DROP DATABASE %I', datname) FROM pg_database
-WHERE datname ~ '^test_[0-9a-f]{32}$' \gexec
-SQL
-        left=$("$psql" "$DB_URL" -X -tAc "SELECT count(*) FROM pg_database WHERE datname ~ '^test_[0-9a-f]{32}$'") || left="?"
+        "$psql" "$DB_URL" -X -q -v ON_ERROR_STOP=0 >>"$LOG" 2>&1 \
+            <<<"SELECT format('DROP DATABASE %I', datname) $test_databases \\gexec" || true
+        left=$("$psql" "$DB_URL" -X -tAc "SELECT count(*) $test_databases") || left="?"
         say "test databases of earlier runs dropped (${left:-?} in use by another run stay)"
         ;;
     status | stop | clean)
