@@ -158,10 +158,11 @@ impl ReadCache {
 
     pub fn fill_first_page(&self, seen: Epoch, tag_slug: &str, page_size: u32, page: CachedPage) {
         let Some(inner) = self.live() else { return };
-        let key = (tag_slug.to_owned(), page_size);
-        inner.pages.insert(key.clone(), Arc::new(page));
+        inner
+            .pages
+            .insert((tag_slug.to_owned(), page_size), Arc::new(page));
         if self.moved_since(seen) {
-            inner.pages.remove(&key);
+            inner.pages.remove(&PageKeyRef(tag_slug, page_size));
         }
     }
 

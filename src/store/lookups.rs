@@ -125,8 +125,7 @@ impl ArticleLookups {
 /// Takes the queued lookups into a statement whenever a slot is free.
 async fn dispatch(store: Store, mut pending: mpsc::Receiver<Lookup>, in_flight: usize) {
     let slots = Arc::new(Semaphore::new(in_flight));
-    let pool_size = store.pool_for(Role::Read).options().get_max_connections();
-    let kept = Arc::new(Kept::new(pool_size >= KEEP_FROM_POOL_SIZE));
+    let kept = Arc::new(Kept::new(store.read_pool_size() >= KEEP_FROM_POOL_SIZE));
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
@@ -252,8 +251,7 @@ impl Kept {
 
     /// Gives every kept connection back to the pool.
     fn release_all(&self) {
-        let released = std::mem::take(&mut *self.connections());
-        drop(released);
+        self.connections().clear();
     }
 }
 

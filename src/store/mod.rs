@@ -95,8 +95,12 @@ impl Store {
     /// make larger batches; on 2 cores, 2 slots measured best (BENCHMARKS.md),
     /// and the rest of the pool stays free for the other reads.
     pub fn lookup_slots(&self) -> usize {
-        let size = self.pool_for(Role::Read).options().get_max_connections();
-        (size as usize / 8).max(1)
+        (self.read_pool_size() as usize / 8).max(1)
+    }
+
+    /// Connections the pool behind the read RPCs may open.
+    fn read_pool_size(&self) -> u32 {
+        self.pool_for(Role::Read).options().get_max_connections()
     }
 
     /// Whether the database answers (for health checks).
