@@ -131,17 +131,20 @@ async fn dispatch(store: Store, mut pending: mpsc::Receiver<Lookup>, in_flight: 
             return;
         };
         let mut batch = Vec::new();
-        // `recv_many` is cancel safe: a lookup is never lost to the timeout.
-        let received =
-            match tokio::time::timeout(RELEASE_WHEN_IDLE, pending.recv_many(&mut batch, MAX_BATCH))
-                .await
-            {
+        let received = if kept.enabled {
+            // `recv_many` is cancel safe: a lookup is never lost to the
+            // timeout.
+            let next = pending.recv_many(&mut batch, MAX_BATCH);
+            match tokio::time::timeout(RELEASE_WHEN_IDLE, next).await {
                 Ok(received) => received,
                 Err(_idle) => {
                     kept.release_all();
                     pending.recv_many(&mut batch, MAX_BATCH).await
                 }
-            };
+            }
+        } else {
+            pending.recv_many(&mut batch, MAX_BATCH).await
+        };
         if received == 0 {
             return; // every sender is gone
         }
