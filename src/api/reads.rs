@@ -108,7 +108,7 @@ impl ArticleApi {
         }
     }
 
-    pub(super) async fn get_article(
+    pub(super) async fn read_article(
         &self,
         request: Request<GetArticleRequest>,
     ) -> Result<EncodedGetArticleResponse> {
@@ -190,7 +190,7 @@ impl ArticleApi {
         })
     }
 
-    pub(super) async fn list_articles_by_tag(
+    pub(super) async fn read_tag_page(
         &self,
         request: ListArticlesByTagRequest,
     ) -> Result<EncodedListArticlesByTagResponse> {
@@ -258,7 +258,7 @@ impl ArticleApi {
         })
     }
 
-    pub(super) async fn list_tags(&self, request: ListTagsRequest) -> Result<ListTagsResponse> {
+    pub(super) async fn read_tags(&self, request: ListTagsRequest) -> Result<ListTagsResponse> {
         let limit = page_size(request.page_size)?;
         let after = match request.page_token.as_str() {
             "" => String::new(),

@@ -156,7 +156,7 @@ impl ArticleApi {
         let ends_at = self.stream_end(request.extensions());
         Ok(deadline::within(
             budget,
-            self.stream_new_articles(request.into_inner(), ends_at),
+            self.subscribe_new_articles(request.into_inner(), ends_at),
         )
         .await?)
     }
@@ -170,7 +170,7 @@ impl ArticleApi {
         let ends_at = self.stream_end(request.extensions());
         Ok(deadline::within(
             budget,
-            self.stream_article_changes(request.into_inner(), ends_at),
+            self.subscribe_changes(request.into_inner(), ends_at),
         )
         .await?)
     }
@@ -191,7 +191,7 @@ impl ArticleService for ArticleApi {
             return Ok(Response::new(response));
         }
         let budget = self.budget(request.metadata());
-        let response = deadline::within(budget, Box::pin(self.get_article(request))).await?;
+        let response = deadline::within(budget, Box::pin(self.read_article(request))).await?;
         Ok(Response::new(response))
     }
 
@@ -206,7 +206,7 @@ impl ArticleService for ArticleApi {
         let budget = self.budget(request.metadata());
         let response = deadline::within(
             budget,
-            Box::pin(self.list_articles_by_tag(request.into_inner())),
+            Box::pin(self.read_tag_page(request.into_inner())),
         )
         .await?;
         Ok(Response::new(response))
@@ -240,7 +240,7 @@ impl ArticleService for ArticleApi {
         request: Request<PublishArticleRequest>,
     ) -> Result<Response<PublishArticleResponse>, Status> {
         let budget = self.budget(request.metadata());
-        let response = deadline::within(budget, self.publish_article(request)).await?;
+        let response = deadline::within(budget, self.publish(request)).await?;
         Ok(Response::new(response))
     }
 
@@ -249,7 +249,7 @@ impl ArticleService for ArticleApi {
         request: Request<WithdrawArticleRequest>,
     ) -> Result<Response<WithdrawArticleResponse>, Status> {
         let budget = self.budget(request.metadata());
-        let response = deadline::within(budget, self.withdraw_article(request)).await?;
+        let response = deadline::within(budget, self.withdraw(request)).await?;
         Ok(Response::new(response))
     }
 
@@ -258,7 +258,7 @@ impl ArticleService for ArticleApi {
         request: Request<ListTagsRequest>,
     ) -> Result<Response<ListTagsResponse>, Status> {
         let budget = self.budget(request.metadata());
-        let response = deadline::within(budget, self.list_tags(request.into_inner())).await?;
+        let response = deadline::within(budget, self.read_tags(request.into_inner())).await?;
         Ok(Response::new(response))
     }
 }

@@ -48,7 +48,7 @@ fn tag_filter(tags: &[String]) -> Result<Vec<String>> {
 }
 
 impl ArticleApi {
-    pub(super) async fn stream_new_articles(
+    pub(super) async fn subscribe_new_articles(
         &self,
         request: StreamNewArticlesRequest,
         ends_at: Option<Instant>,
@@ -74,7 +74,7 @@ impl ArticleApi {
             .await
     }
 
-    pub(super) async fn stream_article_changes(
+    pub(super) async fn subscribe_changes(
         &self,
         request: StreamArticleChangesRequest,
         ends_at: Option<Instant>,

@@ -17,7 +17,7 @@ use crate::proto::{
 use crate::wire::{article_to_proto, draft_from_proto};
 
 impl ArticleApi {
-    pub(super) async fn publish_article(
+    pub(super) async fn publish(
         &self,
         request: Request<PublishArticleRequest>,
     ) -> Result<PublishArticleResponse> {
@@ -55,7 +55,7 @@ impl ArticleApi {
         })
     }
 
-    pub(super) async fn withdraw_article(
+    pub(super) async fn withdraw(
         &self,
         request: Request<WithdrawArticleRequest>,
     ) -> Result<WithdrawArticleResponse> {
