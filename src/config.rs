@@ -116,8 +116,8 @@ pub struct ServeConfig {
     #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
     pub database_acquire_timeout_ms: u64,
 
-    /// Seconds between heartbeats on an idle StreamNewArticles stream (the
-    /// contract promises at most 30).
+    /// Seconds between heartbeats on an idle feed stream (StreamNewArticles
+    /// or StreamArticleChanges; the contract promises at most 30).
     #[arg(long, env = "HEARTBEAT_INTERVAL", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=30))]
     pub heartbeat_interval: u64,
 
@@ -125,11 +125,12 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_INFLIGHT_CALLS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_inflight_calls: u64,
 
-    /// Open StreamNewArticles streams, at most; more get RESOURCE_EXHAUSTED.
-    #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000)]
-    pub max_streams: usize,
+    /// Open streams (both feed streams, health Watch, reflection), at most;
+    /// more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "MAX_STREAMS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams: u64,
 
-    /// Feed items a StreamNewArticles stream may fall behind the live
+    /// Feed items a feed stream may fall behind the live
     /// broadcast before it catches up from the database instead.
     #[arg(long, env = "FEED_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub feed_buffer: u64,
@@ -176,7 +177,7 @@ pub struct ServeConfig {
 
     /// Milliseconds a call may take, at most, whatever deadline its caller
     /// set (at most the contract's 5 s): a database that does not answer
-    /// gives UNAVAILABLE within it. StreamNewArticles is bounded only while
+    /// gives UNAVAILABLE within it. A feed stream is bounded only while
     /// it is set up, not for the life of the stream.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=5_000))]
     pub request_timeout_ms: u64,
@@ -194,7 +195,7 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_CONNECTION_AGE", default_value_t = 300)]
     pub max_connection_age: u64,
 
-    /// Seconds after a connection's GOAWAY within which its StreamNewArticles
+    /// Seconds after a connection's GOAWAY within which its feed
     /// streams end with UNAVAILABLE (each at a random moment, so that their
     /// clients do not all resume at once), to resume on a new connection.
     #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -299,8 +300,9 @@ pub enum ResponseCompression {
     Gzip,
 }
 
-/// Every setting `serve` takes from the configuration, built here and only
-/// here; the rooms they go to never see the configuration.
+/// The settings of each room `serve` builds, made here and only here: the
+/// store, feed and cache never see the configuration (the server, built by
+/// `server::build` from it, reads its own flags).
 impl ServeConfig {
     /// The read pool's connection options, when DATABASE_READ_URL is set;
     /// the error never echoes the URL.
@@ -340,8 +342,8 @@ impl ServeConfig {
     pub fn feed_settings(&self) -> FeedSettings {
         FeedSettings {
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval),
-            max_streams: self.max_streams,
-            // At most 1,000,000, as the flag's parser enforces.
+            // Each at most 1,000,000, as the flags' parsers enforce.
+            max_streams: usize::try_from(self.max_streams).unwrap_or(usize::MAX),
             buffer: usize::try_from(self.feed_buffer).unwrap_or(usize::MAX),
             batch_size: self.feed_batch_size,
             buffer_bytes: usize::try_from(self.feed_buffer_bytes).unwrap_or(usize::MAX),
@@ -371,7 +373,7 @@ impl ServeConfig {
         Limits {
             inflight_calls: size(self.max_inflight_calls),
             calls_per_connection: size(self.max_calls_per_connection),
-            streams: self.max_streams,
+            streams: size(self.max_streams),
             streams_per_connection: size(self.max_streams_per_connection),
             unsent_bytes: size(self.max_unsent_bytes),
             unsent_bytes_per_connection: size(self.max_unsent_bytes_per_connection),

@@ -1,9 +1,21 @@
 //! article-service: the newsroom's content service.
 //!
-//! Layers, outermost first: `server` (tower layers, connections, health)
-//! -> `api` (gRPC handlers) -> `domain` (pure rules) and `feed` (live feed)
-//! -> `store` (SQL). `startup` wires them together; `main.rs` only parses
-//! the command line.
+//! Rooms, outermost first; each imports only rooms below it:
+//! - `server`: the process around the handlers: connections, tower layers,
+//!   admission, health, reflection, the feed streams' direct path.
+//! - `api`: the gRPC handlers, thin: request to domain, to the store, feed
+//!   and cache, back to a response.
+//! - `feed`: both streams' live broadcast, catch-up and release job.
+//! - `cache`: this replica's read cache.
+//! - `wire`: proto to and from domain types, and the pre-encoded responses
+//!   that the API and the feed both send.
+//! - `store`: every SQL statement and LISTEN.
+//! - `domain`: the contract's rules as pure functions; imports no other room.
+//!
+//! Beside them: `config` (the typed configuration, which builds each room's
+//! settings), `startup` (builds the rooms, serves, drains), `import` (the
+//! `import` command), `error` (the one error type and its status codes),
+//! `metrics` and `telemetry`. `main.rs` only parses the command line.
 
 pub mod proto {
     //! Code generated from `proto/` by `build.rs`.

@@ -1,5 +1,7 @@
-//! Builds and runs the service, and shuts it down in order: the store, feed
-//! and cache; the tasks beside the server; the server (`server`); the drain.
+//! Builds the service (the store, feed and cache, the tasks beside the
+//! server, the server itself), runs it, and on the shutdown signal drains
+//! it in the order `drain` gives: health, feed streams, the server, health
+//! watches, then the wait for calls in flight.
 
 use std::time::Duration;
 

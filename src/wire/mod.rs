@@ -1,6 +1,6 @@
 //! The wire format: domain types to and from the proto messages, and the
 //! pre-encoded responses the server sends. Both the API's handlers and the
-//! feed build messages here; neither imports the other.
+//! feed build their messages here; `wire` imports neither.
 //!
 //! # Pre-encoded responses
 //!
