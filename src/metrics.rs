@@ -6,7 +6,8 @@
 //! - `grpc_server_handled_total{grpc_method, grpc_code}`: finished calls.
 //! - `grpc_server_handling_seconds{grpc_method}`: call latency (histogram;
 //!   for streams, their whole life).
-//! - `article_feed_open_streams`: StreamNewArticles streams open now.
+//! - `article_feed_open_streams`: feed streams (StreamNewArticles and
+//!   StreamArticleChanges) open now.
 //! - `article_feed_listener_reconnects_total`: LISTEN connections re-made
 //!   after a loss.
 //! - `article_feed_head_position` / `article_feed_delivered_position`: the
@@ -20,6 +21,9 @@
 //!   operation waited for a connection; `article_db_pool_waiting{pool}`:
 //!   operations waiting now; `article_db_pool_acquire_timeouts_total{pool}`:
 //!   waits that ended in UNAVAILABLE.
+//! - `article_db_read_fallbacks_total`: reads sent to the primary because
+//!   the read database (`DATABASE_READ_URL`) had not yet replayed a change
+//!   this process knows of.
 //! - `article_service_build_info{version}`: always 1.
 //! - `article_serving`: 1 while this process's health is SERVING, else 0.
 
@@ -47,6 +51,7 @@ pub const FEED_LAG: &str = "article_feed_lag_positions";
 pub const POOL_ACQUIRE_SECONDS: &str = "article_db_pool_acquire_seconds";
 pub const POOL_WAITING: &str = "article_db_pool_waiting";
 pub const POOL_ACQUIRE_TIMEOUTS: &str = "article_db_pool_acquire_timeouts_total";
+pub const READ_FALLBACKS: &str = "article_db_read_fallbacks_total";
 pub const CACHE_LOOKUPS: &str = "article_cache_lookups_total";
 pub const CACHE_SIZE_BYTES: &str = "article_cache_size_bytes";
 pub const LOOKUP_BATCH_SIZE: &str = "article_db_lookup_batch_size";
@@ -174,6 +179,10 @@ fn describe() {
     describe_counter!(
         POOL_ACQUIRE_TIMEOUTS,
         "Waits for a pooled database connection that timed out (the call got UNAVAILABLE)."
+    );
+    describe_counter!(
+        READ_FALLBACKS,
+        "Reads sent to the primary because the read database had not replayed a change this process knows of."
     );
     describe_histogram!(
         LOOKUP_BATCH_SIZE,

@@ -204,11 +204,8 @@ impl ArticleService for ArticleApi {
             return Ok(Response::new(page));
         }
         let budget = self.budget(request.metadata());
-        let response = deadline::within(
-            budget,
-            Box::pin(self.read_tag_page(request.into_inner())),
-        )
-        .await?;
+        let response =
+            deadline::within(budget, Box::pin(self.read_tag_page(request.into_inner()))).await?;
         Ok(Response::new(response))
     }
 

@@ -79,6 +79,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                         // wrote: a burst of notifications costs one read,
                         // not one each.
                         if let Some(hint) = hint {
+                            feed.store.saw_committed(hint);
                             lag.stored_at_least(hint);
                         }
                         if hint.is_none_or(|hint| position.is_none_or(|last| hint > last)) {
@@ -116,6 +117,7 @@ async fn check_head(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag) {
             return;
         }
     };
+    feed.store.saw_committed(head);
     lag.stored(head);
     if head < last {
         tracing::warn!(
@@ -151,6 +153,7 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag, retain
         match feed.store.change_head().await {
             Ok(head) => {
                 *position = Some(head);
+                feed.store.saw_committed(head);
                 lag.stored(head);
                 lag.delivered(head);
                 // A subscription opened before now read a head of its own,
@@ -192,6 +195,11 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag, retain
                 break;
             }
         };
+        // Noted before the cache forgets: a read that misses from now on
+        // does not fill it from a read database that is behind.
+        if let Some(newest) = batch.changes.last() {
+            feed.store.saw_committed(newest.position);
+        }
         forget_cached(feed, &batch.changes);
         for change in batch.changes {
             let payload = ChangePayload::new(

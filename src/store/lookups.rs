@@ -189,22 +189,33 @@ async fn answer(store: &Store, kept: &Kept, mut batch: Vec<Lookup>) {
 }
 
 /// The articles with these keys, read on a kept connection when there is
-/// one, within the operation timeout.
+/// one, within the operation timeout; on the primary when the read database
+/// is behind this process (`freshness`).
 async fn read(store: &Store, kept: &Kept, ids: &[Uuid], slugs: &[String]) -> Result<Vec<Article>> {
     store
         .bounded(async {
             // A kept connection whose statement fails is dropped: back to
             // the pool, which checks it before anyone uses it again.
             if let Some(mut connection) = kept.take()
-                && let Ok(articles) = articles_by_keys_on(&mut connection.conn, ids, slugs).await
+                && let Ok(behind) = store.is_behind(&mut connection.conn).await
             {
-                kept.put(connection);
-                return Ok(articles);
+                if behind {
+                    kept.put(connection);
+                    return store.articles_by_keys_on_primary(ids, slugs).await;
+                }
+                if let Ok(articles) = articles_by_keys_on(&mut connection.conn, ids, slugs).await {
+                    kept.put(connection);
+                    return Ok(articles);
+                }
             }
             let mut connection = KeptConnection {
                 conn: store.acquire(Role::Read).await?,
                 since: Instant::now(),
             };
+            if store.is_behind(&mut connection.conn).await? {
+                kept.put(connection);
+                return store.articles_by_keys_on_primary(ids, slugs).await;
+            }
             let articles = articles_by_keys_on(&mut connection.conn, ids, slugs).await?;
             kept.put(connection);
             Ok(articles)

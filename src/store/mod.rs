@@ -2,6 +2,7 @@
 //! module, next to the code that uses it.
 
 mod changes;
+mod freshness;
 mod inserts;
 mod lookups;
 mod notify;
@@ -13,6 +14,8 @@ mod tags;
 mod token_key;
 mod writes;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -62,6 +65,9 @@ pub struct Store {
     /// Where the read RPCs read (`DATABASE_READ_URL`, e.g. a replica); the
     /// primary pool when unset.
     read_pool: Option<PgPool>,
+    /// The newest change position this process knows is committed
+    /// (`freshness`), shared by every clone.
+    committed: Arc<AtomicI64>,
     operation_timeout: Duration,
 }
 
@@ -86,6 +92,7 @@ impl Store {
         Self {
             pool,
             read_pool: None,
+            committed: Arc::new(AtomicI64::new(0)),
             operation_timeout,
         }
     }

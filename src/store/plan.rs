@@ -41,7 +41,7 @@ pub(super) struct WritePlan {
     next_position: i64,
     now: OffsetDateTime,
     inserts: Vec<(Article, Option<i64>)>,
-    updates: Vec<serde_json::Value>,
+    updates: Vec<ArticleRecord>,
     /// Articles whose current row is kept as a superseded revision before
     /// it is updated.
     superseded: Vec<Uuid>,
@@ -174,7 +174,7 @@ impl WritePlan {
             "",
         );
         counts.add(&article.tags, 1);
-        self.updates.push(record(
+        self.updates.push(ArticleRecord::new(
             &article,
             stored.feed_position.or(Some(position)),
             None,
@@ -195,13 +195,18 @@ impl WritePlan {
         self.superseded.push(new.id);
         let reason =
             (new.state == crate::domain::article::ArticleState::Withdrawn).then_some(reason);
-        self.updates
-            .push(record(new, feed_position, withdrawn_position, reason));
+        self.updates.push(ArticleRecord::new(
+            new,
+            feed_position,
+            withdrawn_position,
+            reason,
+        ));
         self.changed_ids.push(new.id);
     }
 
-    /// Writes the plan, then the notifications (delivered at commit).
-    pub async fn execute(self, conn: &mut PgConnection) -> Result<()> {
+    /// Writes the plan, then the notifications (delivered at commit);
+    /// returns the newest change position it wrote, if any.
+    pub async fn execute(self, conn: &mut PgConnection) -> Result<Option<i64>> {
         if !self.inserts.is_empty() {
             NewRows::of(&self.inserts).insert(conn).await?;
         }
@@ -218,6 +223,11 @@ impl WritePlan {
             .await?;
         }
         if !self.updates.is_empty() {
+            // Only a timestamp outside RFC 3339's years could fail, and
+            // validation refuses those before they reach the store.
+            let updates = serde_json::to_string(&self.updates).map_err(|error| {
+                Error::Internal(format!("an article row does not serialize: {error}"))
+            })?;
             sqlx::query(
                 "UPDATE articles a SET title = r.title, summary = r.summary, body = r.body, \
                  byline = r.byline, tag_slugs = r.tag_slugs, tag_names = r.tag_names, \
@@ -225,13 +235,13 @@ impl WritePlan {
                  state = r.state, feed_position = r.feed_position, \
                  withdrawn_position = coalesce(r.withdrawn_position, a.withdrawn_position), \
                  withdrawal_reason = coalesce(r.withdrawal_reason, a.withdrawal_reason) \
-                 FROM jsonb_to_recordset($1) AS r(id uuid, title text, summary text, body text, \
+                 FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, title text, summary text, body text, \
                  byline text, tag_slugs text[], tag_names text[], published_at timestamptz, \
                  updated_at timestamptz, revision bigint, state smallint, feed_position bigint, \
                  withdrawn_position bigint, withdrawal_reason text) \
                  WHERE a.id = r.id",
             )
-            .bind(serde_json::Value::Array(self.updates))
+            .bind(updates)
             .execute(&mut *conn)
             .await?;
         }
@@ -243,7 +253,8 @@ impl WritePlan {
         }
         self.links.insert(conn).await?;
         let newest_position = self.changes.insert(conn).await?;
-        notify_write(conn, &self.changed_ids, newest_position).await
+        notify_write(conn, &self.changed_ids, newest_position).await?;
+        Ok(newest_position)
     }
 }
 
@@ -267,14 +278,14 @@ fn slugs(tags: &[TagRef]) -> impl Iterator<Item = &str> {
 /// carries a whole chunk, ragged tag arrays included. (Updates are rare next
 /// to inserts, which go as arrays: `NewRows`.)
 #[derive(Serialize)]
-struct ArticleRecord<'a> {
+struct ArticleRecord {
     id: Uuid,
-    title: &'a str,
-    summary: &'a str,
-    body: &'a str,
-    byline: &'a str,
-    tag_slugs: Vec<&'a str>,
-    tag_names: Vec<&'a str>,
+    title: String,
+    summary: String,
+    body: String,
+    byline: String,
+    tag_slugs: Vec<String>,
+    tag_names: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     published_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -284,34 +295,33 @@ struct ArticleRecord<'a> {
     feed_position: Option<i64>,
     /// `None` keeps the stored value.
     withdrawn_position: Option<i64>,
-    withdrawal_reason: Option<&'a str>,
+    withdrawal_reason: Option<String>,
 }
 
-fn record(
-    article: &Article,
-    feed_position: Option<i64>,
-    withdrawn_position: Option<i64>,
-    withdrawal_reason: Option<&str>,
-) -> serde_json::Value {
-    let record = ArticleRecord {
-        id: article.id,
-        title: &article.title,
-        summary: &article.summary,
-        body: &article.body,
-        byline: &article.byline,
-        tag_slugs: article.tags.iter().map(|tag| tag.slug.as_str()).collect(),
-        tag_names: article.tags.iter().map(|tag| tag.name.as_str()).collect(),
-        published_at: article.published_at,
-        updated_at: article.updated_at,
-        revision: article.revision,
-        state: state_column(article.state),
-        feed_position,
-        withdrawn_position,
-        withdrawal_reason,
-    };
-    // Only a timestamp outside RFC 3339's years could fail, and validation
-    // refuses those before they reach the store.
-    serde_json::to_value(record).unwrap_or(serde_json::Value::Null)
+impl ArticleRecord {
+    fn new(
+        article: &Article,
+        feed_position: Option<i64>,
+        withdrawn_position: Option<i64>,
+        withdrawal_reason: Option<&str>,
+    ) -> Self {
+        Self {
+            id: article.id,
+            title: article.title.clone(),
+            summary: article.summary.clone(),
+            body: article.body.clone(),
+            byline: article.byline.clone(),
+            tag_slugs: article.tags.iter().map(|tag| tag.slug.clone()).collect(),
+            tag_names: article.tags.iter().map(|tag| tag.name.clone()).collect(),
+            published_at: article.published_at,
+            updated_at: article.updated_at,
+            revision: article.revision,
+            state: state_column(article.state),
+            feed_position,
+            withdrawn_position,
+            withdrawal_reason: withdrawal_reason.map(str::to_owned),
+        }
+    }
 }
 
 /// Changes to `tags.article_count` (PUBLISHED articles only), by tag slug.

@@ -11,6 +11,7 @@ use super::Store;
 use crate::error::Result;
 use crate::metrics::{
     POOL_ACQUIRE_SECONDS, POOL_ACQUIRE_TIMEOUTS, POOL_CONNECTIONS, POOL_MAX, POOL_WAITING,
+    READ_FALLBACKS,
 };
 
 /// Which pool, as the metrics label it.
@@ -85,6 +86,7 @@ impl Store {
         let mut pools = vec![(Role::Primary, &self.pool)];
         if let Some(read) = &self.read_pool {
             pools.push((Role::Read, read));
+            metrics::counter!(READ_FALLBACKS).increment(0);
         }
         for (role, pool) in pools {
             let label = role.label();

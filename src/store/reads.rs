@@ -37,7 +37,7 @@ impl Store {
         max_bytes: usize,
     ) -> Result<ArticlePage> {
         self.bounded(async {
-            let mut conn = self.acquire(Role::Read).await?;
+            let mut conn = self.acquire_for_read().await?;
             let snapshot_position = match cursor {
                 Some(cursor) => cursor.snapshot_position,
                 None => change_head_on(&mut *conn).await?,
@@ -98,6 +98,19 @@ async fn take_within(
         taken.push(row);
     }
     Ok((taken, false))
+}
+
+impl Store {
+    /// `articles_by_keys_on` on the primary: for lookups whose read
+    /// database is behind (`freshness`).
+    pub(super) async fn articles_by_keys_on_primary(
+        &self,
+        ids: &[uuid::Uuid],
+        slugs: &[String],
+    ) -> Result<Vec<Article>> {
+        let mut conn = self.acquire(Role::Primary).await?;
+        articles_by_keys_on(&mut conn, ids, slugs).await
+    }
 }
 
 /// The articles with these ids or these slugs, in no particular order

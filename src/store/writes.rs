@@ -88,9 +88,10 @@ impl Store {
         self.bounded(async {
             let mut tx = self.begin().await?;
             let mut counts = TagCounts::default();
-            let mut stored = upsert_batch(&mut tx, vec![article], &mut counts).await?;
+            let (mut stored, newest) = upsert_batch(&mut tx, vec![article], &mut counts).await?;
             counts.apply(&mut tx).await?;
             tx.commit().await?;
+            self.saw_committed_change(newest);
             stored
                 .pop()
                 .ok_or_else(|| Error::Internal("publish stored nothing".into()))
@@ -144,9 +145,10 @@ impl Store {
             let mut counts = TagCounts::default();
             plan.withdraw(&mut tx, &old, &withdrawn, reason, &mut counts)
                 .await?;
-            plan.execute(&mut tx).await?;
+            let newest = plan.execute(&mut tx).await?;
             counts.apply(&mut tx).await?;
             tx.commit().await?;
+            self.saw_committed_change(newest);
             Ok(Some(Withdrawal {
                 article: withdrawn,
                 changed: true,
@@ -191,9 +193,10 @@ impl Store {
             for article in &due {
                 plan.release(article, &mut counts);
             }
-            plan.execute(&mut tx).await?;
+            let newest = plan.execute(&mut tx).await?;
             counts.apply(&mut tx).await?;
             tx.commit().await?;
+            self.saw_committed_change(newest);
             Ok(due.len())
         })
         .await
@@ -233,7 +236,8 @@ impl ImportTransaction {
     /// Stores a batch by PublishArticle's rules; later duplicates of a slug
     /// update what earlier ones stored.
     pub async fn upsert(&mut self, batch: Vec<ValidArticle>) -> Result<Vec<Upserted>> {
-        upsert_batch(&mut self.tx, batch, &mut self.counts).await
+        let (stored, _newest) = upsert_batch(&mut self.tx, batch, &mut self.counts).await?;
+        Ok(stored)
     }
 
     pub async fn commit(mut self) -> Result<()> {
@@ -271,27 +275,33 @@ async fn fetch_stored(
 }
 
 /// Splits a batch where a slug repeats, so every chunk sees what the one
-/// before it wrote.
+/// before it wrote. Also returns the newest change position written.
 async fn upsert_batch(
     conn: &mut PgConnection,
     batch: Vec<ValidArticle>,
     counts: &mut TagCounts,
-) -> Result<Vec<Upserted>> {
+) -> Result<(Vec<Upserted>, Option<i64>)> {
     let mut stored = Vec::with_capacity(batch.len());
+    let mut newest = None;
     let mut chunk = Vec::new();
     let mut slugs_in_chunk = HashSet::new();
     for article in batch {
         if !slugs_in_chunk.insert(article.slug.clone()) {
-            stored.extend(upsert_chunk(conn, std::mem::take(&mut chunk), counts).await?);
+            let (upserted, position) =
+                upsert_chunk(conn, std::mem::take(&mut chunk), counts).await?;
+            stored.extend(upserted);
+            newest = newest.max(position);
             slugs_in_chunk.clear();
             slugs_in_chunk.insert(article.slug.clone());
         }
         chunk.push(article);
     }
     if !chunk.is_empty() {
-        stored.extend(upsert_chunk(conn, chunk, counts).await?);
+        let (upserted, position) = upsert_chunk(conn, chunk, counts).await?;
+        stored.extend(upserted);
+        newest = newest.max(position);
     }
-    Ok(stored)
+    Ok((stored, newest))
 }
 
 /// Stores articles with distinct slugs: a handful of set-based statements,
@@ -300,7 +310,7 @@ async fn upsert_chunk(
     conn: &mut PgConnection,
     chunk: Vec<ValidArticle>,
     counts: &mut TagCounts,
-) -> Result<Vec<Upserted>> {
+) -> Result<(Vec<Upserted>, Option<i64>)> {
     take_write_lock(conn).await?;
     let now = database_now(conn).await?;
     let slugs: Vec<String> = chunk.iter().map(|article| article.slug.clone()).collect();
@@ -370,8 +380,8 @@ async fn upsert_chunk(
             }
         });
     }
-    plan.execute(conn).await?;
-    Ok(result)
+    let newest = plan.execute(conn).await?;
+    Ok((result, newest))
 }
 
 /// Creates the chunk's tags that do not exist yet (the first name given

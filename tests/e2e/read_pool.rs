@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::common::*;
+use article_service::proto::{WithdrawArticleRequest, withdraw_article_request};
 
 /// A password the read URLs carry, which must never be shown.
 const PASSWORD: &str = "Read-Pa55-Q7";
@@ -87,6 +88,98 @@ async fn reads_come_from_the_read_database_and_writes_go_to_the_primary() {
             .await,
         Some(0.0)
     );
+}
+
+/// A read database that has not replayed a withdrawal (here: one that never
+/// will, a copy of the primary made before it) serves no read of the
+/// withdrawn article: not on the replica that took it down, at once, and not
+/// on another one once its feed listener heard of the change; neither keeps
+/// it in its cache. Reads go to the primary meanwhile, and say so in
+/// `article_db_read_fallbacks_total`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_withdrawal_is_never_served_from_a_read_database_that_is_behind() {
+    let primary = fresh_database_with_sample().await;
+    let primary_name = url::Url::parse(&primary).expect("a URL").path()[1..].to_owned();
+    let replica = fresh_database_created_with(&format!("TEMPLATE {primary_name}")).await;
+    let options = || ServerOptions::new(&primary).env("DATABASE_READ_URL", &replica);
+    let handling = TestServer::start_with(options()).await;
+    let other = TestServer::start_with(options()).await;
+    let mut handling_client = handling.client().await;
+    let mut other_client = other.client().await;
+
+    // Both serve the sample from the read database, and cache it and its
+    // tag's first page.
+    let sample = get_by_slug(&mut handling_client, SAMPLE_SLUG)
+        .await
+        .expect("the sample");
+    let tag = sample.tags[0].slug.clone();
+    for client in [&mut handling_client, &mut other_client] {
+        for _ in 0..2 {
+            let read = get_by_slug(client, SAMPLE_SLUG).await.expect("the sample");
+            assert_eq!(read.slug, SAMPLE_SLUG);
+            let (page, _) = list_all_by_tag(client, &tag, 10).await;
+            assert_eq!(page.len(), 1);
+        }
+    }
+    assert_eq!(
+        handling.metric("article_db_read_fallbacks_total").await,
+        Some(0.0)
+    );
+
+    handling_client
+        .withdraw_article(authorized(WithdrawArticleRequest {
+            key: Some(withdraw_article_request::Key::Slug(SAMPLE_SLUG.to_owned())),
+            reason: "legal".to_owned(),
+        }))
+        .await
+        .expect("withdraw");
+
+    // At once on the replica that handled it.
+    let status = get_by_slug(&mut handling_client, SAMPLE_SLUG)
+        .await
+        .expect_err("withdrawn");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let (page, _) = list_all_by_tag(&mut handling_client, &tag, 10).await;
+    assert!(page.is_empty(), "{page:?}");
+    // Within 2 s on the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let read = get_by_slug(&mut other_client, SAMPLE_SLUG).await;
+        let (page, _) = list_all_by_tag(&mut other_client, &tag, 10).await;
+        if read
+            .as_ref()
+            .is_err_and(|status| status.code() == tonic::Code::NotFound)
+            && page.is_empty()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served after 2 s: {read:?}, {page:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And it stays so: what they read again comes from the primary.
+    for (server, client) in [
+        (&handling, &mut handling_client),
+        (&other, &mut other_client),
+    ] {
+        for _ in 0..3 {
+            let status = get_by_slug(client, SAMPLE_SLUG)
+                .await
+                .expect_err("withdrawn");
+            assert_eq!(status.code(), tonic::Code::NotFound);
+            let (page, _) = list_all_by_tag(client, &tag, 10).await;
+            assert!(page.is_empty(), "{page:?}");
+        }
+        let fallbacks = server
+            .metric("article_db_read_fallbacks_total")
+            .await
+            .expect("the fallbacks counter");
+        // At least the three GetArticle calls just made (NOT_FOUND is
+        // never cached; the empty first page read from the primary is).
+        assert!(fallbacks >= 3.0, "{fallbacks}");
+    }
 }
 
 /// The read database going away costs the reads that need it: they answer
