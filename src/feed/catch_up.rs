@@ -120,12 +120,12 @@ impl Feed {
 
     async fn read_batch(&self, from: ReadFrom) -> Result<Batch> {
         // Waits its turn (see `FeedSettings::max_catch_ups`); the semaphore
-        // is never closed.
+        // is never closed, so the error cannot happen.
         let _turn = self
             .catch_ups
             .acquire()
             .await
-            .map_err(|_| Error::Unavailable("the server is shutting down".into()))?;
+            .map_err(|_| Error::Internal("the catch-up semaphore was closed".into()))?;
         // The head is read before the batches that stop at it, and again
         // only once they reached it: a long catch-up costs one statement a
         // batch, not two. Whatever is written meanwhile comes after the

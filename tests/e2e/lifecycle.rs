@@ -879,9 +879,11 @@ async fn change_streams_are_not_calls_in_flight() {
                 .await
                 .expect("a change stream"),
         );
-        open_stream(&mut client, &[], "")
-            .await
-            .expect("a new-articles stream");
+        new_articles.push(
+            open_stream(&mut client, &[], "")
+                .await
+                .expect("a new-articles stream"),
+        );
     }
     // Unary calls still have both slots.
     for _ in 0..3 {
