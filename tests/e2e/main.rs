@@ -10,6 +10,7 @@ mod api_errors;
 mod api_publish;
 mod api_reads;
 mod cache;
+mod change_streams;
 mod changes_concurrency;
 mod client_crate;
 mod faults;

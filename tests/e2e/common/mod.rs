@@ -805,3 +805,63 @@ mod feed_helpers {
         }
     }
 }
+
+pub use change_helpers::*;
+
+/// StreamArticleChanges, as the tests call it.
+mod change_helpers {
+    use std::time::{Duration, Instant};
+
+    use article_service::proto::article_service_client::ArticleServiceClient;
+    use article_service::proto::{
+        ArticleChange, StreamArticleChangesRequest, StreamArticleChangesResponse,
+    };
+    use tonic::Streaming;
+    use tonic::transport::Channel;
+
+    pub async fn changes(
+        client: &mut ArticleServiceClient<Channel>,
+        request: StreamArticleChangesRequest,
+    ) -> Result<Streaming<StreamArticleChangesResponse>, tonic::Status> {
+        client
+            .stream_article_changes(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub fn from_beginning(tags: &[&str]) -> StreamArticleChangesRequest {
+        StreamArticleChangesRequest {
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            from_beginning: true,
+            ..Default::default()
+        }
+    }
+
+    /// Reads changes (skipping heartbeats) until `count` arrived; returns them
+    /// with the last resume token.
+    pub async fn read_changes(
+        stream: &mut Streaming<StreamArticleChangesResponse>,
+        count: usize,
+        timeout: Duration,
+    ) -> (Vec<ArticleChange>, String) {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        let mut token = String::new();
+        while received.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.message()).await {
+                Ok(Ok(Some(message))) => {
+                    token = message.resume_token;
+                    received.extend(message.change);
+                }
+                Ok(Ok(None)) => panic!("the stream ended with OK"),
+                Ok(Err(status)) => panic!("the stream failed: {status:?}"),
+                Err(_) => panic!(
+                    "{} of {count} changes within {timeout:?}: {received:?}",
+                    received.len()
+                ),
+            }
+        }
+        (received, token)
+    }
+}

@@ -1,0 +1,313 @@
+//! StreamArticleChanges keeps every promise of StreamNewArticles (contract
+//! Part 2): tokens checked alike, tag filters checked alike, heartbeats that
+//! move past what the filter skips, a slow consumer caught up and never
+//! skipped, UNAVAILABLE on SIGTERM. The two streams share their code; these
+//! tests make sure the change stream is wired to all of it.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use article_service::proto::{
+    ArticleChange, ListArticlesByTagRequest, StreamArticleChangesRequest,
+    StreamArticleChangesResponse,
+};
+use tonic::{Code, Streaming};
+
+fn resuming(token: &str) -> StreamArticleChangesRequest {
+    StreamArticleChangesRequest {
+        resume_token: token.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn filtered(tags: &[&str]) -> StreamArticleChangesRequest {
+    StreamArticleChangesRequest {
+        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+fn slugs(changes: &[ArticleChange]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|change| change.article.clone().unwrap_or_default().slug)
+        .collect()
+}
+
+/// The next message, heartbeat or change, within `timeout`.
+async fn next_message(
+    stream: &mut Streaming<StreamArticleChangesResponse>,
+    timeout: Duration,
+) -> StreamArticleChangesResponse {
+    match tokio::time::timeout(timeout, stream.message()).await {
+        Ok(Ok(Some(message))) => message,
+        other => panic!("expected a message within {timeout:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn altered_foreign_and_page_tokens_are_invalid_change_tokens() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut stream = changes(&mut client, StreamArticleChangesRequest::default())
+        .await
+        .expect("a change stream");
+    publish_new(&mut client, "One", &["Tagged"]).await;
+    publish_new(&mut client, "Two", &["Tagged"]).await;
+    let (_, good) = read_changes(&mut stream, 2, WAIT).await;
+
+    let page_token = page_token_after_one(&mut client, "tagged").await;
+    assert!(!page_token.is_empty());
+    let tags_token = tags_page_token_after_one(&mut client).await;
+    let mut altered = good.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("ASCII");
+    let mut truncated = good.clone();
+    truncated.pop();
+    let mut cases = vec![
+        ("altered", altered),
+        ("truncated", truncated),
+        ("extended", format!("{good}A")),
+        ("garbage", "not a token".to_owned()),
+        (
+            "base64 garbage",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        ),
+        ("huge", "A".repeat(5000)),
+        ("article page token", page_token),
+    ];
+    if !tags_token.is_empty() {
+        cases.push(("tag page token", tags_token));
+    }
+    for (what, token) in cases {
+        let status = changes(&mut client, resuming(&token))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what} resume token was accepted"));
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(bad_request_fields(&status), ["resume_token"], "{what}");
+    }
+
+    // Nor is a change token a page token, whether from the stream or from a
+    // page's `changes_token`.
+    let first = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "tagged".to_owned(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("a page")
+        .into_inner();
+    for (what, token) in [
+        ("changes_token", first.changes_token),
+        ("stream", good.clone()),
+    ] {
+        let status = client
+            .list_articles_by_tag(ListArticlesByTagRequest {
+                tag: "tagged".to_owned(),
+                page_size: 1,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a change token as a page token");
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(bad_request_fields(&status), ["page_token"], "{what}");
+    }
+
+    // The good token still resumes, right after the second change.
+    let mut resumed = changes(&mut client, resuming(&good))
+        .await
+        .expect("a valid token");
+    let third = publish_new(&mut client, "Three", &["Tagged"]).await;
+    let (received, _) = read_changes(&mut resumed, 1, WAIT).await;
+    assert_eq!(slugs(&received), [third.slug]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tag_filters_are_invalid_on_change_streams() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for tags in [vec!["!!!"], vec![""], vec!["world", "  "], vec!["--"]] {
+        let status = changes(&mut client, filtered(&tags)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{tags:?}");
+        assert_eq!(bad_request_fields(&status), ["tags"], "{tags:?}");
+    }
+    let many: Vec<String> = (0..101).map(|i| format!("tag{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let status = changes(&mut client, filtered(&many)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_fields(&status), ["tags"]);
+    changes(&mut client, filtered(&many[..100]))
+        .await
+        .expect("100 tags");
+}
+
+/// An idle filtered change stream gets heartbeats, and some heartbeat soon
+/// carries a token past the changes its filter skipped: resuming from it
+/// without a filter gives the next change, not a skipped one.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_change_streams_get_heartbeats_that_move_past_skipped_changes() {
+    let database = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&database).env("HEARTBEAT_INTERVAL", "1")).await;
+    let mut client = server.client().await;
+    let mut rare = changes(&mut client, filtered(&["Rare"]))
+        .await
+        .expect("a change stream");
+
+    let started = Instant::now();
+    for _ in 0..2 {
+        let message = next_message(&mut rare, Duration::from_secs(5)).await;
+        assert_eq!(message.change, None, "a heartbeat has no change");
+        assert!(!message.resume_token.is_empty());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not too often"
+    );
+
+    let mut skipped = Vec::new();
+    for i in 0..3 {
+        skipped.push(
+            publish_new(&mut client, &format!("Common {i}"), &["Common"])
+                .await
+                .slug,
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    let mut attempt = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat moved past the skipped changes"
+        );
+        let heartbeat = next_message(&mut rare, Duration::from_secs(5)).await;
+        assert_eq!(heartbeat.change, None, "nothing matches the filter");
+        attempt += 1;
+        let mut resumed = changes(&mut client, resuming(&heartbeat.resume_token))
+            .await
+            .expect("the heartbeat's token resumes");
+        let marker = publish_new(&mut client, &format!("Marker {attempt}"), &["Common"]).await;
+        let (received, _) = read_changes(&mut resumed, 1, WAIT).await;
+        let first = slugs(&received).remove(0);
+        if first == marker.slug {
+            break;
+        }
+        // An earlier heartbeat: only skipped changes or earlier markers
+        // may follow it.
+        assert!(
+            skipped.contains(&first) || first.contains("marker"),
+            "unexpected first change {first}"
+        );
+    }
+
+    let wanted = publish_new(&mut client, "Finally", &["rare"]).await;
+    let (received, _) = read_changes(&mut rare, 1, WAIT).await;
+    assert_eq!(slugs(&received), [wanted.slug]);
+}
+
+/// A change stream whose consumer stops reading falls behind the live
+/// broadcast and is caught up from the database: every change, once, in
+/// order, whatever was published meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_change_consumer_is_caught_up_not_skipped() {
+    let database = fresh_database().await;
+    let server = TestServer::start_with(
+        ServerOptions::new(&database)
+            .env("FEED_BUFFER", "4")
+            .env("FEED_BATCH_SIZE", "1")
+            .env("RUST_LOG", "info,article_service::feed=debug"),
+    )
+    .await;
+    let mut publisher = server.client().await;
+    let mut slow_client = server.client().await;
+    let mut slow = changes(&mut slow_client, StreamArticleChangesRequest::default())
+        .await
+        .expect("a change stream");
+    let mut slow_filtered = changes(&mut slow_client, filtered(&["Half"]))
+        .await
+        .expect("a change stream");
+
+    // Far more than the HTTP/2 windows hold (2 MiB a stream).
+    const COUNT: usize = 120;
+    let body = "x".repeat(40_000);
+    let mut published = Vec::new();
+    for i in 0..COUNT {
+        let mut request = article(
+            &unique_title(&format!("Bulk {i}")),
+            if i % 2 == 0 { &["Half"] } else { &[] },
+        );
+        request.body = body.clone();
+        published.push(publish(&mut publisher, request).await.article.unwrap().slug);
+    }
+
+    let (received, _) = read_changes(&mut slow, COUNT, Duration::from_secs(60)).await;
+    assert_eq!(slugs(&received), published);
+    let (received, _) = read_changes(&mut slow_filtered, COUNT / 2, Duration::from_secs(60)).await;
+    assert_eq!(
+        slugs(&received),
+        published.iter().step_by(2).cloned().collect::<Vec<_>>()
+    );
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("fell behind")),
+        "no stream fell behind the broadcast"
+    );
+
+    // And they go on live.
+    let next = publish_new(&mut publisher, "After the flood", &["Half"]).await;
+    for stream in [&mut slow, &mut slow_filtered] {
+        let (received, _) = read_changes(stream, 1, WAIT).await;
+        assert_eq!(slugs(&received), [next.slug.clone()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_open_change_streams_with_unavailable() {
+    let database = fresh_database().await;
+    let mut server =
+        TestServer::start_with(ServerOptions::new(&database).env("SHUTDOWN_GRACE", "10")).await;
+    let mut client = server.client().await;
+    let mut live = changes(&mut client, StreamArticleChangesRequest::default())
+        .await
+        .expect("a change stream");
+    let mut quiet = changes(&mut client, filtered(&["Nothing here"]))
+        .await
+        .expect("a change stream");
+    let first = publish_new(&mut client, "Before SIGTERM", &[]).await;
+    let (received, _) = read_changes(&mut live, 1, WAIT).await;
+    assert_eq!(slugs(&received), [first.slug.clone()]);
+    let mut replay = changes(&mut client, from_beginning(&[]))
+        .await
+        .expect("a change stream");
+    let (received, _) = read_changes(&mut replay, 1, WAIT).await;
+    assert_eq!(slugs(&received), [first.slug]);
+
+    let exit = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let status = server.terminate(Duration::from_secs(15));
+        (server, status, started.elapsed())
+    });
+    for stream in [&mut live, &mut quiet, &mut replay] {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let status = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.message()).await {
+                Ok(Ok(Some(message))) => assert_eq!(message.change, None, "no change expected"),
+                Ok(Ok(None)) => panic!("the stream ended with OK"),
+                Ok(Err(status)) => break status,
+                Err(_) => panic!("the stream did not end within 3 s"),
+            }
+        };
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+    let (_server, status, took) = exit.await.expect("the exit");
+    let status = status.expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+}
