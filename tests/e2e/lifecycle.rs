@@ -326,6 +326,16 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
         (withdrawn.state, withdrawn.revision, &withdrawn.body),
         (WITHDRAWN, 2, &stored.body)
     );
+    let moved = |article: &Article| {
+        let at = article.updated_at.clone().expect("updated_at");
+        (at.seconds, at.nanos)
+    };
+    assert!(
+        moved(&withdrawn) > moved(&stored),
+        "updated_at moves: {:?} -> {:?}",
+        stored.updated_at,
+        withdrawn.updated_at
+    );
     // At once on the replica that handled it.
     let status = get_by_slug(&mut client, &stored.slug).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -389,6 +399,32 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
         get_by_slug(&mut client, &stored.slug).await.ok(),
         Some(restored)
     );
+
+    // Withdrawn, then published again with a future `published_at`: back
+    // under embargo, SCHEDULED, and not public.
+    withdraw(&mut client, &stored.slug, "again")
+        .await
+        .expect("withdraw");
+    let rescheduled = publish(
+        &mut client,
+        PublishArticleRequest {
+            slug: stored.slug.clone(),
+            published_at: Some(in_seconds(3600.0)),
+            ..article("Retracted, rescheduled", &["Legal"])
+        },
+    )
+    .await;
+    assert!(!rescheduled.created);
+    let rescheduled = rescheduled.article.expect("article");
+    assert_eq!((rescheduled.state, rescheduled.revision), (SCHEDULED, 5));
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(preview(&mut client, &stored.slug).await.state, SCHEDULED);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,6 +439,46 @@ async fn withdrawal_requests_are_checked_like_publishing() {
     };
     let missing = client.withdraw_article(request()).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
+    let wrong = client
+        .withdraw_article(with_token(request(), "not-the-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    // Credentials before validation: an invalid request without them
+    // learns nothing about the rules.
+    let invalid = || WithdrawArticleRequest {
+        key: None,
+        reason: "x".repeat(501),
+    };
+    for status in [
+        client.withdraw_article(invalid()).await.unwrap_err(),
+        client
+            .withdraw_article(with_token(invalid(), "not-the-token"))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    for (what, key) in [
+        ("no key", None),
+        (
+            "an empty slug",
+            Some(withdraw_article_request::Key::Slug(String::new())),
+        ),
+        (
+            "an empty id",
+            Some(withdraw_article_request::Key::Id(String::new())),
+        ),
+    ] {
+        let status = client
+            .withdraw_article(authorized(WithdrawArticleRequest {
+                key,
+                reason: String::new(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+    }
     let unknown = client
         .withdraw_article(authorized(request()))
         .await
@@ -430,13 +506,15 @@ async fn withdrawal_requests_are_checked_like_publishing() {
     let disabled =
         TestServer::start_with(ServerOptions::new(&server.database_url).without_publish_token())
             .await;
-    let status = disabled
-        .client()
-        .await
-        .withdraw_article(authorized(request()))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+    let mut disabled_client = disabled.client().await;
+    for request in [
+        authorized(request()),
+        authorized(invalid()),
+        tonic::Request::new(invalid()),
+    ] {
+        let status = disabled_client.withdraw_article(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    }
 
     // A public article cannot move back under embargo.
     let stored = publish_new(&mut client, "Out", &[]).await;
