@@ -327,7 +327,7 @@ async fn a_withdrawal_leaves_every_public_read_on_both_replicas() {
         (WITHDRAWN, 2, &stored.body)
     );
     let moved = |article: &Article| {
-        let at = article.updated_at.clone().expect("updated_at");
+        let at = article.updated_at.expect("updated_at");
         (at.seconds, at.nanos)
     };
     assert!(
