@@ -219,14 +219,16 @@ impl ArticleApi {
             .articles_by_tag(&tag_slug, cursor.as_ref(), limit, self.max_page_bytes)
             .await?;
         let codec = self.codec().await?;
-        let next_page_token = match page.articles.last() {
-            Some(last) if page.has_more => codec.seal(&Token::ArticlePage(ArticlePageCursor {
-                tag_slug: tag_slug.clone(),
-                snapshot_position: page.snapshot_position,
-                last_published_at: last.published_at,
-                last_id: last.id,
-            })),
-            _ => String::new(),
+        let next_page_token = match page.next_after {
+            Some((last_published_at, last_id)) => {
+                codec.seal(&Token::ArticlePage(ArticlePageCursor {
+                    tag_slug: tag_slug.clone(),
+                    snapshot_position: page.snapshot_position,
+                    last_published_at,
+                    last_id,
+                }))
+            }
+            None => String::new(),
         };
         let changes_token = codec.seal(&Token::Changes {
             position: page.snapshot_position,

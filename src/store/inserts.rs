@@ -16,14 +16,17 @@ pub(super) struct Links {
     tags: Vec<String>,
     articles: Vec<Uuid>,
     published: Vec<OffsetDateTime>,
+    visible_from: Vec<i64>,
 }
 
 impl Links {
-    pub fn add(&mut self, article: &Article) {
+    /// The article's rows, listing it for snapshots from `visible_from` on.
+    pub fn add(&mut self, article: &Article, visible_from: i64) {
         for tag in &article.tags {
             self.tags.push(tag.slug.clone());
             self.articles.push(article.id);
             self.published.push(article.published_at);
+            self.visible_from.push(visible_from);
         }
     }
 
@@ -32,12 +35,13 @@ impl Links {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO article_tags (tag_slug, article_id, published_at) \
-             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[])",
+            "INSERT INTO article_tags (tag_slug, article_id, published_at, visible_from) \
+             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::bigint[])",
         )
         .bind(&self.tags)
         .bind(&self.articles)
         .bind(&self.published)
+        .bind(&self.visible_from)
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -45,8 +45,9 @@ pub(super) struct WritePlan {
     /// Articles whose current row is kept as a superseded revision before
     /// it is updated.
     superseded: Vec<Uuid>,
-    /// Articles whose `article_tags` rows are replaced.
-    retagged: Vec<Uuid>,
+    /// Articles whose `article_tags` rows are replaced, and the change
+    /// position from which the new ones list them.
+    relisted: Vec<(Uuid, i64)>,
     links: Links,
     changes: Changes,
     /// Articles that changed, for every replica's read cache.
@@ -61,7 +62,7 @@ impl WritePlan {
             inserts: Vec::new(),
             updates: Vec::new(),
             superseded: Vec::new(),
-            retagged: Vec::new(),
+            relisted: Vec::new(),
             links: Links::default(),
             changes: Changes::default(),
             changed_ids: Vec::new(),
@@ -97,7 +98,7 @@ impl WritePlan {
             let filter = filter_tags([], slugs(&article.tags));
             self.change(article, ChangeKind::Published, true, filter, self.now, "")
         });
-        self.links.add(article);
+        self.links.add(article, 0);
         self.inserts.push((article.clone(), feed_position));
     }
 
@@ -130,8 +131,13 @@ impl WritePlan {
             counts.add(&new.tags, 1);
         }
         self.supersede(new, feed_position, None, "");
-        self.retagged.push(new.id);
-        self.links.add(new);
+        // A tag's listing changes only when the tags or the date do: the
+        // rows before stay for sessions paging an earlier snapshot.
+        if !same_listing(&old.article, new) {
+            let from = self.next_position;
+            self.relisted.push((new.id, from));
+            self.links.add(new, from);
+        }
     }
 
     /// A withdrawal; a public article's tombstone reaches every stream that
@@ -245,11 +251,28 @@ impl WritePlan {
             .execute(&mut *conn)
             .await?;
         }
-        if !self.retagged.is_empty() {
-            sqlx::query("DELETE FROM article_tags WHERE article_id = ANY($1)")
-                .bind(&self.retagged)
-                .execute(&mut *conn)
-                .await?;
+        if !self.relisted.is_empty() {
+            let (ids, from): (Vec<Uuid>, Vec<i64>) = self.relisted.iter().copied().unzip();
+            // Rows that no snapshot could list yet (opened at this very
+            // position) go; the others are closed there.
+            sqlx::query(
+                "DELETE FROM article_tags t USING UNNEST($1::uuid[], $2::bigint[]) AS r(id, from_position) \
+                 WHERE t.article_id = r.id AND t.visible_until IS NULL \
+                 AND t.visible_from >= r.from_position",
+            )
+            .bind(&ids)
+            .bind(&from)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE article_tags t SET visible_until = r.from_position \
+                 FROM UNNEST($1::uuid[], $2::bigint[]) AS r(id, from_position) \
+                 WHERE t.article_id = r.id AND t.visible_until IS NULL",
+            )
+            .bind(&ids)
+            .bind(&from)
+            .execute(&mut *conn)
+            .await?;
         }
         self.links.insert(conn).await?;
         let newest_position = self.changes.insert(conn).await?;
@@ -268,6 +291,17 @@ async fn earlier_filter_tags(conn: &mut PgConnection, id: Uuid) -> Result<Vec<St
     .bind(id)
     .fetch_one(&mut *conn)
     .await?)
+}
+
+/// Whether `new` has the place in its tags' listings that `old` had: the
+/// same tags and the same `published_at`.
+fn same_listing(old: &Article, new: &Article) -> bool {
+    fn sorted(tags: &[TagRef]) -> Vec<&str> {
+        let mut slugs: Vec<&str> = slugs(tags).collect();
+        slugs.sort_unstable();
+        slugs
+    }
+    old.published_at == new.published_at && sorted(&old.tags) == sorted(&new.tags)
 }
 
 fn slugs(tags: &[TagRef]) -> impl Iterator<Item = &str> {

@@ -1,12 +1,16 @@
 //! Article reads: by key (every state: callers decide what the public may
 //! see) and a tag's public articles, page by page.
 
+use std::collections::HashMap;
+
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::changes::change_head_on;
-use super::rows::{ArticleRow, articles, select_articles};
+use super::rows::{ArticleRow, ListedRow, article_columns, articles, select_articles};
 use super::{Role, Store};
 use crate::domain::article::Article;
 use crate::domain::token::ArticlePageCursor;
@@ -16,19 +20,25 @@ use crate::error::Result;
 #[derive(Debug)]
 pub struct ArticlePage {
     pub articles: Vec<Article>,
-    /// Whether more articles follow the last one of this page.
-    pub has_more: bool,
-    /// The change log's head when this paging session began: articles that
-    /// became public after it are left out, and the session's changes token
-    /// resumes there.
+    /// Where the next page starts, when more articles follow the last one:
+    /// its listing date (its `published_at` as of the snapshot) and id.
+    pub next_after: Option<(OffsetDateTime, Uuid)>,
+    /// The change log's head when this paging session began: the tag is
+    /// listed as it was then (articles that became public after it are left
+    /// out), and the session's changes token resumes there.
     pub snapshot_position: i64,
 }
 
 impl Store {
-    /// A page of the tag's PUBLISHED articles, newest first (`published_at`
-    /// then `id`, both descending), after `cursor` when given. Keyset paging
-    /// on the `article_tags` primary key: the cost does not depend on the
-    /// depth.
+    /// A page of the tag's PUBLISHED articles as the tag was listed at the
+    /// session's snapshot: newest first (the listing's `published_at` then
+    /// `id`, both descending), after `cursor` when given. An article whose
+    /// tags or date changed after the snapshot keeps its place of then
+    /// (its listing rows are closed at the change, not deleted) and shows
+    /// its revision of then, so that the change reaches a consumer who
+    /// applies the session's changes by revision; any other article shows
+    /// its current revision. Keyset paging on the `article_tags` primary
+    /// key: the cost does not depend on the depth.
     pub async fn articles_by_tag(
         &self,
         tag_slug: &str,
@@ -44,19 +54,15 @@ impl Store {
             };
             // One more row than asked tells whether another page follows.
             let fetch = i64::from(limit) + 1;
-            let rows: BoxStream<'_, sqlx::Result<ArticleRow>> = match cursor {
-                None => sqlx::query_as(select_articles!(
-                    "article_tags t JOIN articles a ON a.id = t.article_id ",
-                    "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+            let rows: BoxStream<'_, sqlx::Result<ListedRow>> = match cursor {
+                None => sqlx::query_as(select_listed!(
                     "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $3"
                 ))
                 .bind(tag_slug)
                 .bind(snapshot_position)
                 .bind(fetch)
                 .fetch(&mut *conn),
-                Some(cursor) => sqlx::query_as(select_articles!(
-                    "article_tags t JOIN articles a ON a.id = t.article_id ",
-                    "WHERE t.tag_slug = $1 AND a.feed_position <= $2 AND a.state = 1 ",
+                Some(cursor) => sqlx::query_as(select_listed!(
                     "AND (t.published_at, t.article_id) < ($3, $4) ",
                     "ORDER BY t.published_at DESC, t.article_id DESC LIMIT $5"
                 ))
@@ -68,10 +74,30 @@ impl Store {
                 .fetch(&mut *conn),
             };
             let (rows, has_more) = take_within(rows, limit as usize, max_bytes).await?;
-            let articles = articles(rows)?;
+            let next_after = rows
+                .last()
+                .filter(|_| has_more)
+                .map(|row| (row.listed_at, row.article.id));
+            let moved: Vec<Uuid> = rows
+                .iter()
+                .filter(|row| row.visible_until.is_some())
+                .map(|row| row.article.id)
+                .collect();
+            let mut as_listed = if moved.is_empty() {
+                HashMap::new()
+            } else {
+                revisions_at(&mut conn, &moved, snapshot_position).await?
+            };
+            // A moved article without a public revision at the snapshot
+            // (withdrawn then, public again since) was not listed then.
+            let rows = rows.into_iter().filter_map(|row| match row.visible_until {
+                None => Some(row.article),
+                Some(_) => as_listed.remove(&row.article.id),
+            });
+            let articles = articles(rows.collect())?;
             Ok(ArticlePage {
                 articles,
-                has_more,
+                next_after,
                 snapshot_position,
             })
         })
@@ -79,18 +105,60 @@ impl Store {
     }
 }
 
+/// The public revision each of these articles had at the snapshot
+/// `position`, for those that had one: the revision of its latest change up
+/// to there, unless that was its withdrawal. Every article asked for
+/// changed after the snapshot, so that revision is a superseded one.
+async fn revisions_at(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    position: i64,
+) -> Result<HashMap<Uuid, ArticleRow>> {
+    let rows: Vec<ArticleRow> = sqlx::query_as(
+        "SELECT r.article_id AS id, r.slug, r.title, r.summary, r.body, r.byline, r.tag_slugs, \
+         r.tag_names, r.published_at, r.updated_at, r.revision, 1::smallint AS state \
+         FROM (SELECT DISTINCT ON (article_id) article_id, revision, change_type \
+               FROM article_changes WHERE article_id = ANY($1) AND position <= $2 \
+               ORDER BY article_id, position DESC) c \
+         JOIN article_revisions r ON r.article_id = c.article_id AND r.revision = c.revision \
+         WHERE c.change_type <> 3",
+    )
+    .bind(ids)
+    .bind(position)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// A tag's listing at a snapshot: `$1` the tag, `$2` the snapshot position;
+/// the rows that list an article then, of articles public since then and
+/// PUBLISHED now.
+macro_rules! select_listed {
+    ($($rest:literal),*) => {
+        concat!(
+            "SELECT ", article_columns!(), ", t.published_at AS listed_at, t.visible_until ",
+            "FROM article_tags t JOIN articles a ON a.id = t.article_id ",
+            "WHERE t.tag_slug = $1 AND t.visible_from <= $2 ",
+            "AND (t.visible_until IS NULL OR t.visible_until > $2) ",
+            "AND a.feed_position <= $2 AND a.state = 1 ",
+            $($rest),*
+        )
+    };
+}
+use select_listed;
+
 /// Rows read one at a time until `limit` or `max_bytes` of article text
 /// (always at least one row), and whether more rows followed. The rows past
 /// the cut are not kept: a page of large articles holds only the budget.
 async fn take_within(
-    mut rows: BoxStream<'_, sqlx::Result<ArticleRow>>,
+    mut rows: BoxStream<'_, sqlx::Result<ListedRow>>,
     limit: usize,
     max_bytes: usize,
-) -> Result<(Vec<ArticleRow>, bool)> {
+) -> Result<(Vec<ListedRow>, bool)> {
     let mut taken = Vec::new();
     let mut bytes = 0usize;
     while let Some(row) = rows.try_next().await? {
-        let size = row.text_bytes();
+        let size = row.article.text_bytes();
         if taken.len() == limit || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes) {
             return Ok((taken, true));
         }

@@ -8,16 +8,36 @@ use crate::domain::lifecycle::{Change, ChangeKind};
 use crate::error::{Error, Result};
 
 /// The columns of `ArticleRow`, in its order, from `articles a`.
-macro_rules! select_articles {
-    ($($rest:literal),*) => {
+macro_rules! article_columns {
+    () => {
         concat!(
-            "SELECT a.id, a.slug, a.title, a.summary, a.body, a.byline, a.tag_slugs, a.tag_names, ",
-            "a.published_at, a.updated_at, a.revision, a.state FROM ",
-            $($rest),*
+            "a.id, a.slug, a.title, a.summary, a.body, a.byline, a.tag_slugs, a.tag_names, ",
+            "a.published_at, a.updated_at, a.revision, a.state"
         )
     };
 }
+pub(super) use article_columns;
+
+/// `SELECT` of `ArticleRow`'s columns `FROM` the rest.
+macro_rules! select_articles {
+    ($($rest:literal),*) => {
+        concat!("SELECT ", $crate::store::rows::article_columns!(), " FROM ", $($rest),*)
+    };
+}
 pub(super) use select_articles;
+
+/// An article as a tag's listing reads it, with the `published_at` of its
+/// listing row: the article's as of the paging session's snapshot, which
+/// orders the listing (and the next page's cursor) for the whole session.
+#[derive(sqlx::FromRow)]
+pub(super) struct ListedRow {
+    #[sqlx(flatten)]
+    pub article: ArticleRow,
+    pub listed_at: OffsetDateTime,
+    /// Set when an update after the snapshot changed the article's tags or
+    /// date (the row was closed then).
+    pub visible_until: Option<i64>,
+}
 
 /// An article's current revision, as read from `articles`.
 #[derive(sqlx::FromRow)]

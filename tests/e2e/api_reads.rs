@@ -354,6 +354,71 @@ async fn paging_is_stable_while_articles_are_published() {
     assert_eq!(ids(&now), newest_first(&now));
 }
 
+/// A paging session lists the tag as it was at its snapshot: an article
+/// moved to another date, or out of the tag, while the session pages keeps
+/// its place of then (exactly once, none skipped, none twice) and shows its
+/// revision of then; a new session lists the tag as it is now.
+#[tokio::test]
+async fn paging_lists_the_tag_as_it_was_when_paging_began() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let at = |hour: u32| format!("2024-03-01T{hour:02}:00:00Z");
+    let request = |slug: &str, tags: &[&str], hour: u32| PublishArticleRequest {
+        slug: slug.to_owned(),
+        ..article_at(&format!("Desk {slug}"), tags, &at(hour))
+    };
+    let mut originals = Vec::new();
+    for (slug, hour) in [("a1", 1), ("a2", 2), ("a3", 3), ("a4", 4), ("a5", 5)] {
+        originals.push(
+            publish(&mut client, request(slug, &["Desk"], hour))
+                .await
+                .article
+                .unwrap(),
+        );
+    }
+    let slugs = |articles: &[Article]| -> Vec<String> {
+        articles
+            .iter()
+            .map(|article| article.slug.clone())
+            .collect()
+    };
+
+    let (first, token) = list_page(&mut client, "desk", 2, "").await.unwrap();
+    assert_eq!(slugs(&first), ["a5", "a4"]);
+    // While the session pages: the oldest moves to the top, the newest
+    // (already listed) to the bottom, a3 leaves the tag, a new one comes.
+    publish(&mut client, request("a1", &["Desk"], 9)).await;
+    publish(&mut client, request("a5", &["Desk"], 0)).await;
+    publish(&mut client, request("a3", &["Elsewhere"], 3)).await;
+    publish(&mut client, request("a6", &["Desk"], 8)).await;
+
+    let mut seen = first;
+    let mut token = token;
+    while !token.is_empty() {
+        let (page, next) = list_page(&mut client, "desk", 2, &token).await.unwrap();
+        seen.extend(page);
+        token = next;
+    }
+    assert_eq!(slugs(&seen), ["a5", "a4", "a3", "a2", "a1"]);
+    // Those moved before they were listed show their revision of then
+    // (the session's changes_token delivers the move); the others, as
+    // they are.
+    assert_eq!(
+        seen[2..],
+        [
+            originals[2].clone(),
+            originals[1].clone(),
+            originals[0].clone()
+        ]
+    );
+
+    // A new session: the tag as it is now.
+    let (now, _) = list_all_by_tag(&mut client, "desk", 2).await;
+    assert_eq!(slugs(&now), ["a1", "a6", "a4", "a2", "a5"]);
+    let (elsewhere, _) = list_all_by_tag(&mut client, "elsewhere", 2).await;
+    assert_eq!(slugs(&elsewhere), ["a3"]);
+}
+
 #[tokio::test]
 async fn an_update_moves_an_article_within_its_tag() {
     let server = TestServer::start().await;

@@ -176,7 +176,8 @@ fn row<'a>(rows: &'a [Row], slug: &str) -> &'a Row {
 }
 
 /// (slug, name, article_count) of the tags in use, by slug in byte order,
-/// read from the tables: the count column and the links must agree.
+/// read from the tables: the count column and the open links (those of the
+/// articles' current revisions) must agree.
 async fn sql_tag_counts(pool: &PgPool) -> Vec<(String, String, i64)> {
     let counted: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT slug, name, article_count FROM tags WHERE article_count > 0 ORDER BY slug",
@@ -185,7 +186,8 @@ async fn sql_tag_counts(pool: &PgPool) -> Vec<(String, String, i64)> {
     .await
     .expect("read the tags");
     let linked: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT tag_slug, count(*) FROM article_tags GROUP BY tag_slug ORDER BY tag_slug",
+        "SELECT tag_slug, count(*) FROM article_tags WHERE visible_until IS NULL \
+         GROUP BY tag_slug ORDER BY tag_slug",
     )
     .fetch_all(pool)
     .await
