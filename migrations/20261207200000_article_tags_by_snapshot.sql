@@ -16,6 +16,8 @@ ALTER TABLE article_tags
     ADD COLUMN visible_until bigint;
 
 -- An article may come back to a tag at the date it had before: the
--- closed row and the new one differ in visible_from.
+-- closed row and the new one differ in visible_from. visible_until is
+-- carried in the index too, so that a page stays an index-only scan of it.
 ALTER TABLE article_tags DROP CONSTRAINT article_tags_pkey;
-ALTER TABLE article_tags ADD PRIMARY KEY (tag_slug, published_at, article_id, visible_from);
+ALTER TABLE article_tags
+    ADD PRIMARY KEY (tag_slug, published_at, article_id, visible_from) INCLUDE (visible_until);
