@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::changes::change_head_on;
 use super::lookups::ArticleKey;
 use super::plan::{StoredArticle, TagCounts, WritePlan};
-use super::rows::StoredArticleRow;
+use super::rows::{StoredArticleRow, article_columns};
 use super::{Role, Store};
 use crate::domain::article::{Article, TagRef, ValidArticle};
 use crate::domain::lifecycle::{PublishOutcome, PublishRefused, decide_publish, decide_withdraw};
@@ -41,8 +41,7 @@ use crate::error::{Error, Result};
 macro_rules! select_stored_for_update {
     ($($condition:literal),*) => {
         concat!(
-            "SELECT a.id, a.slug, a.title, a.summary, a.body, a.byline, a.tag_slugs, a.tag_names, ",
-            "a.published_at, a.updated_at, a.revision, a.state, a.feed_position ",
+            "SELECT ", article_columns!(), ", a.feed_position ",
             "FROM articles a WHERE ", $($condition),*, " FOR UPDATE"
         )
     };
