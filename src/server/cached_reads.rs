@@ -31,7 +31,7 @@ use crate::api::ArticleApi;
 use crate::proto::GetArticleRequest;
 use crate::wire::FRAME_HEADER_LEN;
 
-const GET_ARTICLE: &str = "/newsroom.content.v1.ArticleService/GetArticle";
+use super::methods::GET_ARTICLE_PATH as GET_ARTICLE;
 
 /// A GetArticle request is a key and a view: one larger than this is left
 /// to tonic (and its message size limit) rather than read here.

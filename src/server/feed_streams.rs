@@ -33,8 +33,9 @@ use super::bodies::trailers;
 use crate::api::{ArticleApi, ConnectionLoad, FramedStream};
 use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
 
-const NEW_ARTICLES: &str = "/newsroom.content.v1.ArticleService/StreamNewArticles";
-const CHANGES: &str = "/newsroom.content.v1.ArticleService/StreamArticleChanges";
+use super::methods::{
+    STREAM_ARTICLE_CHANGES_PATH as CHANGES, STREAM_NEW_ARTICLES_PATH as NEW_ARTICLES,
+};
 
 #[derive(Clone)]
 pub struct FeedStreamsLayer {

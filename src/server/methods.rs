@@ -9,6 +9,15 @@ use tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME as REF
 
 use crate::proto::article_service_server::SERVICE_NAME as ARTICLES;
 
+/// The request paths the server answers itself, before tonic (the direct
+/// feed streams, cached GetArticle hits); the test below holds them to the
+/// generated service name.
+pub(super) const GET_ARTICLE_PATH: &str = "/newsroom.content.v1.ArticleService/GetArticle";
+pub(super) const STREAM_NEW_ARTICLES_PATH: &str =
+    "/newsroom.content.v1.ArticleService/StreamNewArticles";
+pub(super) const STREAM_ARTICLE_CHANGES_PATH: &str =
+    "/newsroom.content.v1.ArticleService/StreamArticleChanges";
+
 /// The service and the method of a request path.
 fn split(path: &str) -> Option<(&str, &str)> {
     path.strip_prefix('/')?.split_once('/')
@@ -50,6 +59,19 @@ pub(super) fn is_offered(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_paths_answered_before_tonic_are_the_services() {
+        assert_eq!(GET_ARTICLE_PATH, format!("/{ARTICLES}/GetArticle"));
+        assert_eq!(
+            STREAM_NEW_ARTICLES_PATH,
+            format!("/{ARTICLES}/StreamNewArticles")
+        );
+        assert_eq!(
+            STREAM_ARTICLE_CHANGES_PATH,
+            format!("/{ARTICLES}/StreamArticleChanges")
+        );
+    }
 
     #[test]
     fn paths_are_recognised_by_service_and_method() {
