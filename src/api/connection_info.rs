@@ -20,6 +20,17 @@ pub struct ConnectionInfo {
     pub load: ConnectionLoad,
 }
 
+impl ConnectionInfo {
+    /// The connection info a request's extensions carry, plaintext or TLS.
+    pub fn of(extensions: &http::Extensions) -> Option<&ConnectionInfo> {
+        extensions.get::<ConnectionInfo>().or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<ConnectionInfo>>()
+                .map(|info| info.get_ref())
+        })
+    }
+}
+
 /// The connection's share of the server, counted by the server's admission
 /// (per-connection limits) and read by the connection itself (idle timeout).
 #[derive(Debug, Clone, Default)]

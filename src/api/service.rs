@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::{Stream, TryStreamExt};
 use prost::bytes::Bytes;
 use tokio::time::Instant;
-use tonic::transport::server::TlsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::auth::PublishAuth;
@@ -102,14 +101,8 @@ impl ArticleApi {
     /// its connection was accepted, or, should that be unknown, from now.
     fn stream_end(&self, extensions: &tonic::Extensions) -> Option<Instant> {
         let connection_age = self.connection_age?;
-        let accepted_at = extensions
-            .get::<ConnectionInfo>()
+        let accepted_at = ConnectionInfo::of(extensions)
             .map(|info| info.accepted_at)
-            .or_else(|| {
-                extensions
-                    .get::<TlsConnectInfo<ConnectionInfo>>()
-                    .map(|info| info.get_ref().accepted_at)
-            })
             .unwrap_or_else(Instant::now);
         Some(connection_age.stream_end(accepted_at))
     }

@@ -143,15 +143,7 @@ fn expired(request: &Request<Body>) -> Option<tonic::Status> {
 
 /// The connection a request came over (plaintext or TLS).
 pub(super) fn connection_load<B>(request: &Request<B>) -> Option<ConnectionLoad> {
-    let extensions = request.extensions();
-    extensions
-        .get::<ConnectionInfo>()
-        .or_else(|| {
-            extensions
-                .get::<tonic::transport::server::TlsConnectInfo<ConnectionInfo>>()
-                .map(|info| info.get_ref())
-        })
-        .map(|info| info.load.clone())
+    ConnectionInfo::of(request.extensions()).map(|info| info.load.clone())
 }
 
 impl<S> Service<Request<Body>> for Admission<S>
