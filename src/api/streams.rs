@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::service::ArticleApi;
-use crate::domain::article::{MAX_TAG_CHARS, resolve_tag};
+use crate::domain::article::resolve_tag_name;
 use crate::domain::token::Token;
 use crate::error::{Error, Result};
 use crate::feed::{Start, StreamMessage};
@@ -33,13 +33,7 @@ fn tag_filter(tags: &[String]) -> Result<Vec<String>> {
     }
     let mut tag_slugs = Vec::with_capacity(tags.len());
     for tag in tags {
-        if tag.trim().chars().count() > MAX_TAG_CHARS {
-            return Err(Error::invalid(
-                "tags",
-                format!("a tag name is longer than {MAX_TAG_CHARS} characters"),
-            ));
-        }
-        let slug = resolve_tag("tags", tag)?;
+        let (_, slug) = resolve_tag_name("tags", tag)?;
         if !tag_slugs.contains(&slug) {
             tag_slugs.push(slug);
         }

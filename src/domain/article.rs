@@ -134,6 +134,22 @@ pub fn resolve_tag(field: &'static str, tag: &str) -> Result<String, FieldViolat
     Ok(slug)
 }
 
+/// A tag as a request names it (an article's tag, a stream's filter):
+/// trimmed, at most [`MAX_TAG_CHARS`] characters, and its slug.
+pub fn resolve_tag_name<'a>(
+    field: &'static str,
+    name: &'a str,
+) -> Result<(&'a str, String), FieldViolation> {
+    let name = name.trim();
+    if name.chars().count() > MAX_TAG_CHARS {
+        return Err(FieldViolation::new(
+            field,
+            format!("a tag name is longer than {MAX_TAG_CHARS} characters"),
+        ));
+    }
+    Ok((name, resolve_tag(field, name)?))
+}
+
 /// Truncates to whole microseconds, the precision PostgreSQL stores, so that
 /// re-publishing the same timestamp compares equal to the stored one.
 pub fn to_storage_precision(at: OffsetDateTime) -> OffsetDateTime {
@@ -290,14 +306,7 @@ fn is_within_published_at_years(at: OffsetDateTime) -> bool {
 fn validate_tags(names: &[String]) -> Result<Vec<TagRef>, FieldViolation> {
     let mut tags: Vec<TagRef> = Vec::with_capacity(names.len().min(MAX_TAGS));
     for name in names {
-        let name = name.trim();
-        if name.chars().count() > MAX_TAG_CHARS {
-            return Err(FieldViolation::new(
-                "tags",
-                format!("a tag name is longer than {MAX_TAG_CHARS} characters"),
-            ));
-        }
-        let slug = resolve_tag("tags", name)?;
+        let (name, slug) = resolve_tag_name("tags", name)?;
         if !tags.iter().any(|tag| tag.slug == slug) {
             if tags.len() == MAX_TAGS {
                 return Err(FieldViolation::new(
