@@ -19,9 +19,6 @@
 //!
 //! [`ArticleDraft`]: crate::domain::article::ArticleDraft
 
-use std::fmt;
-use std::str::FromStr;
-
 pub mod ndjson;
 mod run;
 pub mod text;
@@ -56,35 +53,6 @@ impl Format {
             Format::Text
         }
     }
-
-    /// The name `--format` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Ndjson => "ndjson",
-            Format::Text => "text",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Format {
-    type Err = String;
-
-    /// `ndjson` or `text`, in any case (the values of `--format`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("ndjson") {
-            Ok(Format::Ndjson)
-        } else if s.eq_ignore_ascii_case("text") {
-            Ok(Format::Text)
-        } else {
-            Err(format!("unknown format {s:?}: expected ndjson or text"))
-        }
-    }
 }
 
 fn ends_with_ignore_ascii_case(s: &str, suffix: &str) -> bool {
@@ -105,16 +73,6 @@ pub fn decode_utf8(bytes: &[u8]) -> Result<&str, ReadError> {
         ReadError::new(line, format!("invalid UTF-8: {error}"))
     })
 }
-
-// ---------------------------------------------------------------------------
-// Import runner (database writes): in `run.rs`, re-exported above.
-//
-// It reads each file with the readers above (format from `--format` or
-// `Format::for_path`), validates every draft with
-// `domain::article::validate`, and stores a file's articles in one
-// transaction (all or nothing), stopping at the first bad file with its
-// name, line and reason.
-// ---------------------------------------------------------------------------
 
 #[cfg(test)]
 mod tests {
@@ -137,15 +95,6 @@ mod tests {
         assert_eq!(Format::for_path(""), Format::Text);
         assert_eq!(Format::for_path("ü.jsoné"), Format::Text);
         assert_eq!(Format::for_path("é"), Format::Text);
-    }
-
-    #[test]
-    fn format_from_str_and_display() {
-        assert_eq!("NDJSON".parse::<Format>(), Ok(Format::Ndjson));
-        assert_eq!("text".parse::<Format>(), Ok(Format::Text));
-        assert!("csv".parse::<Format>().is_err());
-        assert_eq!(Format::Ndjson.to_string(), "ndjson");
-        assert_eq!(Format::Text.to_string(), "text");
     }
 
     #[test]
