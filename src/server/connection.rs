@@ -63,8 +63,9 @@ enum Watch {
 ///
 /// Sized so that a connection holds no more than h2 handed over in one
 /// flush without gathering (its own 16 KiB buffer and a 16 KiB DATA frame):
-/// 10,000 connections that each receive a large article at once must not
-/// cost more than before. 64 KiB gathered no better (BENCHMARKS.md).
+/// 10,000 connections that each receive a large article at once hold no
+/// more than they would without gathering. A 64 KiB buffer gathered no more
+/// writes (BENCHMARKS.md).
 pub const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
 pin_project! {

@@ -122,8 +122,8 @@ impl Changes {
 }
 
 /// New articles as one array per column: PostgreSQL reads binary arrays far
-/// faster than it parses the same rows out of JSON (about half of an
-/// import's time went to `jsonb_to_recordset` before). Tags are ragged, so
+/// faster than it parses the same rows out of JSON (`jsonb_to_recordset`
+/// took about half of an import's time, BENCHMARKS.md). Tags are ragged, so
 /// they travel flattened with the (1-based) row they belong to.
 #[derive(Default)]
 pub(super) struct NewRows<'a> {

@@ -132,11 +132,11 @@ impl Store {
     /// The operation is boxed before anything awaits it: a query's future
     /// (sqlx's, with its buffers and the pool's acquire) runs to tens of
     /// kilobytes, and unboxed it would be part of every caller's future,
-    /// held for the whole call. When 10,000 consumers open their streams at
-    /// once, their handlers wait together for one shared head read
-    /// (`feed`); each then held room for a query it never ran (43 KB a
-    /// stream, measured with heaptrack), which the allocator kept after the
-    /// storm. Boxed, only the query that runs takes that room.
+    /// held for the whole call, also by callers that never run it: when
+    /// thousands of consumers open their streams at once, their handlers
+    /// wait together for one shared head read (`feed::head`), and each
+    /// would hold room for a query (about 43 KB) it never runs. Boxed, only
+    /// the query that runs takes that room.
     fn bounded<'a, T: 'a>(
         &'a self,
         operation: impl Future<Output = Result<T>> + 'a,
