@@ -59,24 +59,8 @@ async fn altered_foreign_and_page_tokens_are_invalid_change_tokens() {
     let page_token = page_token_after_one(&mut client, "tagged").await;
     assert!(!page_token.is_empty());
     let tags_token = tags_page_token_after_one(&mut client).await;
-    let mut altered = good.clone().into_bytes();
-    let middle = altered.len() / 2;
-    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
-    let altered = String::from_utf8(altered).expect("ASCII");
-    let mut truncated = good.clone();
-    truncated.pop();
-    let mut cases = vec![
-        ("altered", altered),
-        ("truncated", truncated),
-        ("extended", format!("{good}A")),
-        ("garbage", "not a token".to_owned()),
-        (
-            "base64 garbage",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
-        ),
-        ("huge", "A".repeat(5000)),
-        ("article page token", page_token),
-    ];
+    let mut cases = tampered_tokens(&good);
+    cases.push(("article page token", page_token));
     if !tags_token.is_empty() {
         cases.push(("tag page token", tags_token));
     }
@@ -214,14 +198,7 @@ async fn idle_change_streams_get_heartbeats_that_move_past_skipped_changes() {
 /// order, whatever was published meanwhile.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_change_consumer_is_caught_up_not_skipped() {
-    let database = fresh_database().await;
-    let server = TestServer::start_with(
-        ServerOptions::new(&database)
-            .env("FEED_BUFFER", "4")
-            .env("FEED_BATCH_SIZE", "1")
-            .env("RUST_LOG", "info,article_service::feed=debug"),
-    )
-    .await;
+    let server = start_with_a_short_broadcast(&fresh_database().await).await;
     let mut publisher = server.client().await;
     let mut slow_client = server.client().await;
     let mut slow = changes(&mut slow_client, StreamArticleChangesRequest::default())
@@ -231,18 +208,12 @@ async fn a_slow_change_consumer_is_caught_up_not_skipped() {
         .await
         .expect("a change stream");
 
-    // Far more than the HTTP/2 windows hold (2 MiB a stream).
     const COUNT: usize = 120;
-    let body = "x".repeat(40_000);
-    let mut published = Vec::new();
-    for i in 0..COUNT {
-        let mut request = article(
-            &unique_title(&format!("Bulk {i}")),
-            if i % 2 == 0 { &["Half"] } else { &[] },
-        );
-        request.body = body.clone();
-        published.push(publish(&mut publisher, request).await.article.unwrap().slug);
-    }
+    let published: Vec<String> = publish_a_large_burst(&mut publisher, COUNT)
+        .await
+        .into_iter()
+        .map(|article| article.slug)
+        .collect();
 
     let (received, _) = read_changes(&mut slow, COUNT, Duration::from_secs(60)).await;
     assert_eq!(slugs(&received), published);

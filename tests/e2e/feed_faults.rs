@@ -246,14 +246,7 @@ async fn a_database_cut_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_consumer_is_caught_up_not_skipped() {
-    let database = fresh_database().await;
-    let server = TestServer::start_with(
-        ServerOptions::new(&database)
-            .env("FEED_BUFFER", "4")
-            .env("FEED_BATCH_SIZE", "1")
-            .env("RUST_LOG", "info,article_service::feed=debug"),
-    )
-    .await;
+    let server = start_with_a_short_broadcast(&fresh_database().await).await;
     let mut publisher = server.client().await;
     // Each consumer on a connection of its own.
     let mut slow_client = server.client().await;
@@ -262,25 +255,19 @@ async fn a_slow_consumer_is_caught_up_not_skipped() {
     let mut fast_client = server.client().await;
     let mut fast = FeedReader::open(&mut fast_client, &[], "").await;
 
-    // Far more than the HTTP/2 windows hold (2 MiB a stream), so the slow
-    // streams stop being polled and fall behind the broadcast.
+    // The slow streams stop being polled and fall behind the broadcast.
     const COUNT: usize = 120;
-    let body = "x".repeat(40_000);
     let fast_task = tokio::spawn(async move {
         fast.read_articles(COUNT, Duration::from_secs(60))
             .await
             .unwrap();
         fast
     });
-    let mut published = Vec::new();
-    for i in 0..COUNT {
-        let mut request = article(
-            &unique_title(&format!("Bulk {i}")),
-            if i % 2 == 0 { &["Half"] } else { &[] },
-        );
-        request.body = body.clone();
-        published.push(publish(&mut publisher, request).await.article.unwrap().id);
-    }
+    let published: Vec<String> = publish_a_large_burst(&mut publisher, COUNT)
+        .await
+        .into_iter()
+        .map(|article| article.id)
+        .collect();
     let fast = fast_task.await.unwrap();
     assert_eq!(fast.ids(), published);
 

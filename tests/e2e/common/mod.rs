@@ -865,3 +865,63 @@ mod change_helpers {
         (received, token)
     }
 }
+
+/// Tokens made from a good one that no RPC may accept: altered,
+/// truncated, extended, garbage, and far too long.
+pub fn tampered_tokens(good: &str) -> Vec<(&'static str, String)> {
+    let mut altered = good.to_owned().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("tokens are ASCII");
+    let mut truncated = good.to_owned();
+    truncated.pop();
+    vec![
+        ("altered", altered),
+        ("truncated", truncated),
+        ("extended", format!("{good}A")),
+        ("garbage", "not a token".to_owned()),
+        (
+            "base64 garbage",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        ),
+        ("huge", "A".repeat(5000)),
+    ]
+}
+
+/// A server whose broadcast keeps 4 items and whose catch-up reads one
+/// change at a time, logging when a stream falls behind: slow consumers
+/// fall behind soon and catch up over many reads.
+pub async fn start_with_a_short_broadcast(database: &str) -> TestServer {
+    TestServer::start_with(
+        ServerOptions::new(database)
+            .env("FEED_BUFFER", "4")
+            .env("FEED_BATCH_SIZE", "1")
+            .env("RUST_LOG", "info,article_service::feed=debug"),
+    )
+    .await
+}
+
+/// Publishes `count` articles of 40 KB, every other one tagged "Half": far
+/// more than a stream's HTTP/2 window (2 MiB) holds, so streams not read
+/// meanwhile fall behind the broadcast. Returns them in publishing order.
+pub async fn publish_a_large_burst(
+    publisher: &mut ArticleServiceClient<Channel>,
+    count: usize,
+) -> Vec<article_service::proto::Article> {
+    let body = "x".repeat(40_000);
+    let mut published = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut request = article(
+            &unique_title(&format!("Bulk {i}")),
+            if i % 2 == 0 { &["Half"] } else { &[] },
+        );
+        request.body = body.clone();
+        published.push(
+            publish(publisher, request)
+                .await
+                .article
+                .expect("an article"),
+        );
+    }
+    published
+}
