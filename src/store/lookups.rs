@@ -197,30 +197,49 @@ async fn read(store: &Store, kept: &Kept, ids: &[Uuid], slugs: &[String]) -> Res
             // A kept connection whose statement fails is dropped: back to
             // the pool, which checks it before anyone uses it again.
             if let Some(mut connection) = kept.take()
-                && let Ok(behind) = store.is_behind(&mut connection.conn).await
+                && let Ok(read) = read_on(store, &mut connection, ids, slugs).await
             {
-                if behind {
-                    kept.put(connection);
-                    return store.articles_by_keys_on_primary(ids, slugs).await;
-                }
-                if let Ok(articles) = articles_by_keys_on(&mut connection.conn, ids, slugs).await {
-                    kept.put(connection);
-                    return Ok(articles);
-                }
+                kept.put(connection);
+                return on_primary_if_behind(store, read, ids, slugs).await;
             }
             let mut connection = KeptConnection {
                 conn: store.acquire(Role::Read).await?,
                 since: Instant::now(),
             };
-            if store.is_behind(&mut connection.conn).await? {
-                kept.put(connection);
-                return store.articles_by_keys_on_primary(ids, slugs).await;
-            }
-            let articles = articles_by_keys_on(&mut connection.conn, ids, slugs).await?;
+            let read = read_on(store, &mut connection, ids, slugs).await?;
             kept.put(connection);
-            Ok(articles)
+            on_primary_if_behind(store, read, ids, slugs).await
         })
         .await
+}
+
+/// The articles with these keys, read on `connection`; `None` when its
+/// database is behind this process.
+async fn read_on(
+    store: &Store,
+    connection: &mut KeptConnection,
+    ids: &[Uuid],
+    slugs: &[String],
+) -> Result<Option<Vec<Article>>> {
+    if store.is_behind(&mut connection.conn).await? {
+        return Ok(None);
+    }
+    Ok(Some(
+        articles_by_keys_on(&mut connection.conn, ids, slugs).await?,
+    ))
+}
+
+/// What `read_on` read, or, when its database was behind, the primary's.
+async fn on_primary_if_behind(
+    store: &Store,
+    read: Option<Vec<Article>>,
+    ids: &[Uuid],
+    slugs: &[String],
+) -> Result<Vec<Article>> {
+    match read {
+        Some(articles) => Ok(articles),
+        None => store.articles_by_keys_on_primary(ids, slugs).await,
+    }
 }
 
 /// The connections the slots keep between statements (at most one a slot:
