@@ -216,12 +216,12 @@ async fn foreign_altered_and_page_tokens_are_invalid_resume_tokens() {
 async fn bad_tag_filters_are_invalid_arguments() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    for tags in [vec!["!!!"], vec![""], vec!["world", "  "], vec!["--"]] {
-        let status = open_stream(&mut client, &tags, "").await.err().unwrap();
+    for tags in BAD_TAG_FILTERS {
+        let status = open_stream(&mut client, tags, "").await.err().unwrap();
         assert_eq!(status.code(), Code::InvalidArgument, "{tags:?}");
         assert_eq!(bad_request_fields(&status), ["tags"], "{tags:?}");
     }
-    let many: Vec<String> = (0..101).map(|i| format!("tag{i}")).collect();
+    let many = too_many_tags();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let status = open_stream(&mut client, &many, "").await.err().unwrap();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -925,3 +925,23 @@ pub async fn publish_a_large_burst(
     }
     published
 }
+
+/// Tag filters no stream accepts (nothing left once slugged).
+pub const BAD_TAG_FILTERS: [&[&str]; 4] = [&["!!!"], &[""], &["world", "  "], &["--"]];
+
+/// 101 distinct tag names: one more than a stream may filter on.
+pub fn too_many_tags() -> Vec<String> {
+    (0..101).map(|i| format!("tag{i}")).collect()
+}
+
+/// The server logged that a stream fell behind the broadcast (so a slow
+/// consumer test proves what it means to).
+pub fn assert_some_stream_fell_behind(server: &TestServer) {
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("fell behind")),
+        "no stream fell behind the broadcast"
+    );
+}
