@@ -133,12 +133,12 @@ impl ArticleApi {
         })
     }
 
-    /// Editors' preview: the article in any state, as the view asks; never
-    /// cached or shared with public reads.
+    /// Editors' preview: the article in any state, as the view asks, from
+    /// the primary; never cached or shared with public reads.
     async fn preview_article(&self, key: ArticleKey, view: View) -> Result<Bytes> {
         let article = self
-            .lookups
-            .article(key)
+            .store
+            .article_on_primary(&key)
             .await?
             .ok_or_else(|| Error::NotFound("no such article".into()))?;
         Ok(encode_article(&view.apply(article_into_proto(article))))

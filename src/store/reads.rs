@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::changes::change_head_on;
+use super::lookups::ArticleKey;
 use super::rows::{ArticleRow, ListedRow, article_columns, articles, select_articles};
 use super::{Role, Store};
 use crate::domain::article::Article;
@@ -169,6 +170,22 @@ async fn take_within(
 }
 
 impl Store {
+    /// The article with this key in any state, read on the primary: for
+    /// editors' preview, which must show an edit (say of a SCHEDULED
+    /// article, which makes no change a read database could be checked
+    /// against) as soon as it is committed.
+    pub async fn article_on_primary(&self, key: &ArticleKey) -> Result<Option<Article>> {
+        self.bounded(async {
+            let (ids, slugs) = match key {
+                ArticleKey::Id(id) => (std::slice::from_ref(id), &[][..]),
+                ArticleKey::Slug(slug) => (&[][..], std::slice::from_ref(slug)),
+            };
+            let mut conn = self.acquire(Role::Primary).await?;
+            Ok(articles_by_keys_on(&mut conn, ids, slugs).await?.pop())
+        })
+        .await
+    }
+
     /// `articles_by_keys_on` on the primary: for lookups whose read
     /// database is behind (`freshness`).
     pub(super) async fn articles_by_keys_on_primary(

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use crate::common::*;
-use article_service::proto::{WithdrawArticleRequest, withdraw_article_request};
+use article_service::proto::{
+    ArticleState, GetArticleRequest, PublishArticleRequest, WithdrawArticleRequest,
+    get_article_request, withdraw_article_request,
+};
 
 /// A password the read URLs carry, which must never be shown.
 const PASSWORD: &str = "Read-Pa55-Q7";
@@ -180,6 +183,49 @@ async fn a_withdrawal_is_never_served_from_a_read_database_that_is_behind() {
         // never cached; the empty first page read from the primary is).
         assert!(fallbacks >= 3.0, "{fallbacks}");
     }
+}
+
+/// Editors' preview reads the primary: a SCHEDULED article and its edits
+/// (which make no change a read database could be checked against) show at
+/// once, while public reads keep using the read database, which here never
+/// has them.
+#[tokio::test(flavor = "multi_thread")]
+async fn editors_preview_reads_the_primary() {
+    let primary = fresh_database().await;
+    let replica = fresh_database().await;
+    let server =
+        TestServer::start_with(ServerOptions::new(&primary).env("DATABASE_READ_URL", &replica))
+            .await;
+    let mut client = server.client().await;
+    let scheduled = article_at("Embargoed preview", &["Desk"], "2099-01-01T00:00:00Z");
+    let slug = publish(&mut client, scheduled.clone())
+        .await
+        .article
+        .expect("the stored article")
+        .slug;
+    let edited = PublishArticleRequest {
+        slug: slug.clone(),
+        body: "The edited body.".to_owned(),
+        ..scheduled
+    };
+    publish(&mut client, edited).await;
+
+    let previewed = client
+        .get_article(authorized(GetArticleRequest {
+            key: Some(get_article_request::Key::Slug(slug.clone())),
+            ..Default::default()
+        }))
+        .await
+        .expect("the preview, from the primary")
+        .into_inner()
+        .article
+        .expect("an article");
+    assert_eq!(previewed.state, ArticleState::Scheduled as i32);
+    assert_eq!(previewed.body, "The edited body.");
+    let public = get_by_slug(&mut client, &slug)
+        .await
+        .expect_err("not public");
+    assert_eq!(public.code(), tonic::Code::NotFound);
 }
 
 /// The read database going away costs the reads that need it: they answer
