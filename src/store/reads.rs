@@ -90,7 +90,8 @@ impl Store {
                 revisions_at(&mut conn, &moved, snapshot_position).await?
             };
             // A moved article without a public revision at the snapshot
-            // (withdrawn then, public again since) was not listed then.
+            // (withdrawn then, public again since), or withdrawn since
+            // then, is left out.
             let rows = rows.into_iter().filter_map(|row| match row.visible_until {
                 None => Some(row.article),
                 Some(_) => as_listed.remove(&row.article.id),
@@ -107,9 +108,13 @@ impl Store {
 }
 
 /// The public revision each of these articles had at the snapshot
-/// `position`, for those that had one: the revision of its latest change up
-/// to there, unless that was its withdrawal. Every article asked for
-/// changed after the snapshot, so that revision is a superseded one.
+/// `position`, for those that had one and whose content may still be shown:
+/// the revision of its latest change up to there, unless that was its
+/// withdrawal, or the article was withdrawn after it (a takedown is never
+/// served again, even when the article was published again since: it then
+/// comes back with its new revision only, through the session's changes).
+/// Every article asked for changed after the snapshot, so that revision is
+/// a superseded one.
 async fn revisions_at(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -118,11 +123,12 @@ async fn revisions_at(
     let rows: Vec<ArticleRow> = sqlx::query_as(
         "SELECT r.article_id AS id, r.slug, r.title, r.summary, r.body, r.byline, r.tag_slugs, \
          r.tag_names, r.published_at, r.updated_at, r.revision, 1::smallint AS state \
-         FROM (SELECT DISTINCT ON (article_id) article_id, revision, change_type \
+         FROM (SELECT DISTINCT ON (article_id) article_id, position, revision, change_type \
                FROM article_changes WHERE article_id = ANY($1) AND position <= $2 \
                ORDER BY article_id, position DESC) c \
+         JOIN articles a ON a.id = c.article_id \
          JOIN article_revisions r ON r.article_id = c.article_id AND r.revision = c.revision \
-         WHERE c.change_type <> 3",
+         WHERE c.change_type <> 3 AND c.position >= coalesce(a.withdrawn_position, 0)",
     )
     .bind(ids)
     .bind(position)
