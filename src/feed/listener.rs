@@ -213,10 +213,16 @@ async fn catch_up(feed: &Feed, position: &mut Option<i64>, lag: &mut Lag, retain
                     }),
                 },
             );
+            if change.kind == ChangeKind::Withdrawn {
+                // A takedown is never served again: streams that lag within
+                // the broadcast and reach the article's earlier changes
+                // read them from the database, which leaves them out.
+                retained.forget_article(change.article.id);
+            }
             let item = FeedItem {
                 previous_position: last,
                 position: change.position,
-                event: FeedEvent::Change(retained.keep(payload)),
+                event: FeedEvent::Change(retained.keep(change.article.id, payload)),
                 tag_slugs: change.filter_tags,
             };
             last = item.position;

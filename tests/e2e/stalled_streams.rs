@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use article_service::proto::article_service_client::ArticleServiceClient;
-use article_service::proto::{StreamNewArticlesRequest, StreamNewArticlesResponse};
+use article_service::proto::{
+    ChangeType, StreamArticleChangesRequest, StreamNewArticlesRequest, StreamNewArticlesResponse,
+    WithdrawArticleRequest, withdraw_article_request,
+};
 use tonic::Streaming;
 use tonic::transport::{Channel, Endpoint};
 
@@ -379,4 +382,96 @@ async fn many_reading_streams_share_each_large_article() {
         grown < 48 * MIB,
         "RSS grew {grown} KiB beyond the reference ({before} -> {reference} KiB) while 100 streams read 20 articles of 500 KB"
     );
+}
+
+/// A takedown is never served again, also not by a live stream that lags
+/// behind the broadcast: streams held up by a large article while another
+/// article is published and then withdrawn send, once they read again, the
+/// withdrawal only (StreamArticleChanges) or nothing of it
+/// (StreamNewArticles), never its content.
+#[tokio::test]
+async fn a_lagging_stream_never_sends_an_article_withdrawn_meanwhile() {
+    let server = TestServer::start().await;
+    let mut publisher = server.client().await;
+    let mut lagging = small_window_client(&server).await;
+    let mut new_articles = lagging
+        .stream_new_articles(StreamNewArticlesRequest::default())
+        .await
+        .expect("a stream")
+        .into_inner();
+    let mut changes_stream = changes(&mut lagging, StreamArticleChangesRequest::default())
+        .await
+        .expect("a stream");
+    let mut watching = changes(&mut publisher, StreamArticleChangesRequest::default())
+        .await
+        .expect("a stream");
+
+    // More than the lagging streams' windows hold, and the one message
+    // each may have on its way: they stop there.
+    let large = publish_large(&mut publisher, "Lag large", 200_000).await;
+    let queued = publish_large(&mut publisher, "Lag queued", 200_000).await;
+    let killed = publish(&mut publisher, article("Lag killed", &["Large"]))
+        .await
+        .article
+        .expect("an article")
+        .slug;
+    publisher
+        .withdraw_article(authorized(WithdrawArticleRequest {
+            key: Some(withdraw_article_request::Key::Slug(killed.clone())),
+            reason: "legal".to_owned(),
+        }))
+        .await
+        .expect("withdraw");
+    let last = publish(&mut publisher, article("Lag last", &["Large"]))
+        .await
+        .article
+        .expect("an article")
+        .slug;
+    // A stream that reads heard all five: the broadcast carried the
+    // killed article's content before its withdrawal.
+    let (seen, _) = read_changes(&mut watching, 5, WAIT).await;
+    let seen: Vec<(i32, String)> = seen
+        .into_iter()
+        .map(|change| (change.r#type, change.article.expect("an article").slug))
+        .collect();
+    let published = ChangeType::Published as i32;
+    let withdrawn = ChangeType::Withdrawn as i32;
+    assert_eq!(
+        seen,
+        [
+            (published, large.clone()),
+            (published, queued.clone()),
+            (published, killed.clone()),
+            (withdrawn, killed.clone()),
+            (published, last.clone()),
+        ]
+    );
+
+    let (lagged, _) = read_changes(&mut changes_stream, 4, WAIT).await;
+    let lagged: Vec<(i32, String, String)> = lagged
+        .into_iter()
+        .map(|change| {
+            let article = change.article.expect("an article");
+            (change.r#type, article.slug, article.title)
+        })
+        .collect();
+    assert_eq!(
+        lagged,
+        [
+            (published, large.clone(), "Lag large".to_owned()),
+            (published, queued.clone(), "Lag queued".to_owned()),
+            (withdrawn, killed.clone(), String::new()),
+            (published, last.clone(), "Lag last".to_owned()),
+        ]
+    );
+    let mut sent = Vec::new();
+    while sent.len() < 3 {
+        if let Some(article) = next_message(&mut new_articles, "the new articles")
+            .await
+            .article
+        {
+            sent.push(article.slug);
+        }
+    }
+    assert_eq!(sent, [large, queued, last]);
 }
