@@ -83,12 +83,35 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-/// SQLSTATE classes that mean the server is going away or full, not that the
-/// query is wrong: connection exceptions (08), insufficient resources (53),
-/// operator intervention (57: shutdown, cannot connect now), and a
-/// serialization or deadlock retry (40).
+/// SQLSTATEs that mean the database cannot take us now, not that the query
+/// is wrong, by class: connection exceptions (08), insufficient resources
+/// (53), operator intervention (57: shutdown, cannot connect now), a
+/// serialization or deadlock retry (40), credentials refused (28: a password
+/// rotated under us), errors outside PostgreSQL (58: I/O); and one by one: a
+/// database that does not exist (3D000: not created yet, or being restored)
+/// and a read-only transaction (25006: the primary became a standby in a
+/// failover). Each is the deployment's state, which an operator or the next
+/// retry fixes.
 fn is_unavailable_sqlstate(code: &str) -> bool {
-    ["08", "53", "57", "40"]
+    ["08", "53", "57", "40", "28", "58"]
         .iter()
         .any(|class| code.starts_with(class))
+        || ["3D000", "25006"].contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_sqlstate;
+
+    #[test]
+    fn the_deployments_state_is_unavailable_and_a_bad_query_is_not() {
+        for code in [
+            "08006", "53300", "57P01", "40001", "28P01", "58030", "3D000", "25006",
+        ] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["42P01", "23505", "22P02", "25001", "3D001"] {
+            assert!(!is_unavailable_sqlstate(code), "{code}");
+        }
+    }
 }

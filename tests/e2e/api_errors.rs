@@ -229,6 +229,19 @@ async fn a_server_started_without_its_database_serves_once_it_appears() {
     assert_eq!(all[1], sample);
 }
 
+/// A database that is not there (not created yet, or being restored) is
+/// the deployment's state, not a bug: every call is UNAVAILABLE, never
+/// INTERNAL, and health says NOT_SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_does_not_exist_makes_every_call_unavailable() {
+    let missing = database_url_named(&format!("missing_{}", uuid::Uuid::new_v4().simple()));
+    let server = TestServer::start_unready(ServerOptions::new(&missing)).await;
+    let client = server.client().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    assert_every_call_unavailable(&client, SAMPLE_SLUG, &id, None).await;
+    assert_eq!(server.health_of("").await, NOT_SERVING);
+}
+
 #[tokio::test]
 async fn health_reports_serving_for_both_names_and_not_found_for_others() {
     let server = TestServer::start().await;
