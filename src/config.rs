@@ -88,7 +88,7 @@ pub struct ServeConfig {
 
     /// Database connections of the read pool (only with DATABASE_READ_URL);
     /// unset: DATABASE_MAX_CONNECTIONS.
-    #[arg(long, env = "DATABASE_READ_MAX_CONNECTIONS")]
+    #[arg(long, env = "DATABASE_READ_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub database_read_max_connections: Option<u32>,
 
     /// Address of the gRPC server.
@@ -104,16 +104,16 @@ pub struct ServeConfig {
     pub publish_token: Option<SecretString>,
 
     /// Seconds between SIGTERM and exit, at most.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace: u64,
 
     /// Database connections of the request pool (the feed listener has one more
     /// of its own).
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub database_max_connections: u32,
 
     /// Milliseconds a call waits for a database connection before UNAVAILABLE.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub database_acquire_timeout_ms: u64,
 
     /// Seconds between heartbeats on an idle feed stream (StreamNewArticles
@@ -168,11 +168,11 @@ pub struct ServeConfig {
     pub max_concurrent_streams_per_connection: u32,
 
     /// Seconds between HTTP/2 keepalive pings to each client.
-    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value_t = 20)]
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub http2_keepalive_interval: u64,
 
     /// Seconds a keepalive ping may go unanswered before the connection is closed.
-    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value_t = 20)]
+    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub http2_keepalive_timeout: u64,
 
     /// Milliseconds a call may take, at most, whatever deadline its caller
@@ -192,7 +192,7 @@ pub struct ServeConfig {
     /// to reconnect (HTTP/2 GOAWAY), so that load spreads over replicas
     /// that started since; 0: connections live as long as their clients
     /// want.
-    #[arg(long, env = "MAX_CONNECTION_AGE", default_value_t = 300)]
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
     pub max_connection_age: u64,
 
     /// Seconds after a connection's GOAWAY within which its feed
@@ -226,7 +226,7 @@ pub struct ServeConfig {
     /// it off. A miss costs the database far more than a hit costs the
     /// service: 128 MiB (about 24,000 articles of 4 KB) halved the misses
     /// of 64 MiB under skewed reads (BENCHMARKS.md).
-    #[arg(long, env = "CACHE_MAX_BYTES", default_value_t = 128 * 1024 * 1024)]
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=1 << 40))]
     pub cache_max_bytes: u64,
 
     /// Seconds a cached article or page is served, at most. Changes reach
@@ -429,4 +429,75 @@ pub enum ImportFormat {
 
 fn parse_secret(value: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn serve(settings: &[(&str, &str)]) -> Result<Cli, clap::Error> {
+        let mut args = vec![
+            "article-service".to_owned(),
+            "serve".to_owned(),
+            "--database-url=postgres://localhost/articles".to_owned(),
+        ];
+        args.extend(
+            settings
+                .iter()
+                .map(|(name, value)| format!("--{name}={value}")),
+        );
+        Cli::try_parse_from(args)
+    }
+
+    /// Values that would overflow a duration or an instant, or that a pool
+    /// cannot be built with, are refused when the configuration is read,
+    /// not met later as a panic (at the first connection, or at SIGTERM).
+    #[test]
+    fn settings_that_could_panic_later_are_refused_at_start() {
+        for (name, value) in [
+            ("max-connection-age", "18446744073709551615"),
+            ("shutdown-grace", "18446744073709551615"),
+            ("http2-keepalive-interval", "18446744073709551615"),
+            ("http2-keepalive-interval", "0"),
+            ("http2-keepalive-timeout", "18446744073709551615"),
+            ("database-acquire-timeout-ms", "18446744073709551615"),
+            ("database-max-connections", "0"),
+            ("database-read-max-connections", "0"),
+            ("cache-max-bytes", "18446744073709551615"),
+        ] {
+            let error = serve(&[(name, value)]).expect_err(name);
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{name}"
+            );
+        }
+    }
+
+    /// The largest accepted values give settings, and instants, that do not
+    /// overflow.
+    #[test]
+    fn the_largest_accepted_settings_are_usable() {
+        let cli = serve(&[
+            ("max-connection-age", "2592000"),
+            ("max-connection-age-grace", "3600"),
+            ("shutdown-grace", "3600"),
+            ("http2-keepalive-interval", "86400"),
+            ("http2-keepalive-timeout", "3600"),
+            ("database-acquire-timeout-ms", "600000"),
+            ("database-max-connections", "10000"),
+            ("database-read-max-connections", "10000"),
+            ("cache-max-bytes", "1099511627776"),
+        ])
+        .expect("the largest values");
+        let Command::Serve(config) = cli.command else {
+            panic!("serve");
+        };
+        let lifetime = config.connection_lifetime().expect("a lifetime");
+        assert!(std::time::Instant::now().checked_add(lifetime).is_some());
+        assert_eq!(config.pool_settings().max_connections, 10_000);
+        assert_eq!(config.cache_settings().article_bytes, 3 << 38);
+    }
 }
