@@ -115,8 +115,15 @@ pub fn decide_publish(
             state: state_at(published_at),
         }));
     };
+    // A SCHEDULED article whose `published_at` has come is PUBLISHED by the
+    // contract's rule (the database's clock decides), even before the
+    // release job has stored it so: it may not go back under embargo.
+    let old_state = match old.state {
+        ArticleState::Scheduled if old.published_at <= now => ArticleState::Published,
+        stored => stored,
+    };
     let published_at = request.published_at.unwrap_or(old.published_at);
-    if old.state == ArticleState::Published && request.published_at.is_some() && published_at > now
+    if old_state == ArticleState::Published && request.published_at.is_some() && published_at > now
     {
         return Err(PublishRefused::PublishedIntoTheFuture);
     }
@@ -129,9 +136,10 @@ pub fn decide_publish(
         published_at,
         ..old.clone()
     };
-    let state = match old.state {
+    let state = match old_state {
         // A public article stays public whatever its stored `published_at`
-        // (only an explicit future one is refused, above).
+        // (only an explicit future one is refused, above); a due one
+        // becomes public with this revision.
         ArticleState::Published => ArticleState::Published,
         ArticleState::Scheduled | ArticleState::Withdrawn => state_at(published_at),
     };
@@ -350,6 +358,36 @@ mod tests {
         assert_eq!(
             (article.state, article.revision),
             (ArticleState::Scheduled, 4)
+        );
+    }
+
+    /// Stored SCHEDULED but due (the release job has not run yet): it is
+    /// PUBLISHED by the database's clock, so it cannot go back under
+    /// embargo, and an edit releases it.
+    #[test]
+    fn a_due_scheduled_article_is_public_to_an_update() {
+        let due = stored(ArticleState::Scheduled, NOW - Duration::seconds(1));
+        let tags = vec![tag("economy")];
+        assert_eq!(
+            decide_publish(
+                Some(&due),
+                request(Some(NOW + Duration::hours(1))),
+                tags,
+                NOW,
+                Uuid::nil()
+            ),
+            Err(PublishRefused::PublishedIntoTheFuture)
+        );
+        let edited = ValidArticle {
+            body: "Edited.".into(),
+            ..request(None)
+        };
+        let PublishOutcome::Updated(article) = decide(Some(&due), edited) else {
+            panic!("updated");
+        };
+        assert_eq!(
+            (article.state, article.revision, article.published_at),
+            (ArticleState::Published, 4, due.published_at)
         );
     }
 

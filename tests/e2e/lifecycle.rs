@@ -279,6 +279,28 @@ async fn an_embargo_that_ended_while_no_replica_ran_is_released_at_start() {
     );
     assert!(output.status.success(), "{output:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Its time has come by the database's clock: it is public, though not
+    // released yet, so it cannot go back under embargo.
+    let later = (time::OffsetDateTime::now_utc() + Duration::from_secs(3600))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"slug\":\"quiet-release\",\"title\":\"Quiet\",\"body\":\"Body.\",\"tags\":[\"Night\"],\"published_at\":\"{later}\"}}\n"
+        ),
+    )
+    .expect("write");
+    let output = run_cli(
+        &database_url,
+        &["import", file.to_str().unwrap_or_default()],
+    );
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("article quiet-release is public"),
+        "{stderr}"
+    );
 
     let server = TestServer::start_with(ServerOptions::new(&database_url)).await;
     let mut client = server.client().await;
