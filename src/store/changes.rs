@@ -106,10 +106,14 @@ pub struct ChangeBatch {
     pub cut_by_bytes: bool,
 }
 
+/// The change log's head: its highest position, never below the highest
+/// one ever deleted (an article deleted by hand takes its changes along;
+/// its positions are never given again, since consumers may hold them).
 pub(super) async fn change_head_on(executor: impl PgExecutor<'_>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM article_changes")
-            .fetch_one(executor)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "SELECT greatest((SELECT coalesce(max(position), 0) FROM article_changes), \
+                (SELECT position FROM change_log_floor))",
     )
+    .fetch_one(executor)
+    .await?)
 }

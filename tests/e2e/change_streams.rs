@@ -276,3 +276,57 @@ async fn sigterm_ends_open_change_streams_with_unavailable() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
 }
+
+/// An article deleted by hand takes its changes along, but its positions
+/// are never given again: a change written after the deletion reaches live
+/// streams and streams resuming from a token of the deleted article's
+/// change, on both feed streams, and ListTags stops counting it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_after_a_deletion_by_hand_still_reaches_every_stream() {
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await).env("CACHE_MAX_BYTES", "0"),
+    )
+    .await;
+    let mut client = server.client().await;
+    let mut live = changes(&mut client, StreamArticleChangesRequest::default())
+        .await
+        .expect("a stream");
+    let mut live_new = FeedReader::open(&mut client, &[], "").await;
+    let first = publish_new(&mut client, "Stays", &["Hand"]).await;
+    let deleted = publish_new(&mut client, "Deleted by hand", &["Hand"]).await;
+    let (seen, deleted_token) = read_changes(&mut live, 2, WAIT).await;
+    assert_eq!(slugs(&seen), [first.slug.clone(), deleted.slug.clone()]);
+    live_new
+        .read_articles(2, WAIT)
+        .await
+        .expect("the new articles");
+    let deleted_new_token = live_new.article_tokens[1].clone();
+
+    let pool = pool(&server.database_url).await;
+    sqlx::query("DELETE FROM articles WHERE id = $1::uuid")
+        .bind(&deleted.id)
+        .execute(&pool)
+        .await
+        .expect("delete by hand");
+    pool.close().await;
+    let after = publish_new(&mut client, "After the deletion", &["Hand"]).await;
+
+    let (seen, _) = read_changes(&mut live, 1, WAIT).await;
+    assert_eq!(slugs(&seen), [after.slug.clone()]);
+    let mut resumed = changes(&mut client, resuming(&deleted_token))
+        .await
+        .expect("resume");
+    let (seen, _) = read_changes(&mut resumed, 1, WAIT).await;
+    assert_eq!(slugs(&seen), [after.slug.clone()]);
+    live_new
+        .read_articles(3, WAIT)
+        .await
+        .expect("the new article");
+    assert_eq!(live_new.ids()[2], after.id);
+    let mut resumed_new = FeedReader::open(&mut client, &[], &deleted_new_token).await;
+    resumed_new.read_articles(1, WAIT).await.expect("resumed");
+    assert_eq!(resumed_new.ids(), [after.id.clone()]);
+
+    let counts = tag_counts(&list_all_tags(&mut client, 100).await);
+    assert_eq!(counts, [("hand".to_owned(), "Hand".to_owned(), 2)]);
+}
