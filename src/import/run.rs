@@ -14,7 +14,7 @@ use super::{Format, SectionVocabulary, decode_utf8};
 use crate::config::{ImportConfig, ImportFormat};
 use crate::domain::article::{self, ArticleDraft, ValidArticle};
 use crate::error::Error;
-use crate::store::{ImportTransaction, PoolSettings, Store, Upserted};
+use crate::store::{BatchFailed, ImportTransaction, PoolSettings, Store, Upserted};
 
 /// Articles per write: enough to amortise each statement's round trip,
 /// small enough to keep a batch's parameters a couple of megabytes.
@@ -55,6 +55,20 @@ pub enum FileError {
     File(String),
     #[error("database: {0}")]
     Database(#[from] Error),
+}
+
+impl FileError {
+    /// A batch that was not stored: at the line of the article refused,
+    /// when one was (`line_of` maps its index in the batch to its line).
+    fn at(failed: BatchFailed, line_of: impl Fn(usize) -> Option<usize>) -> Self {
+        match failed.refused.and_then(line_of) {
+            Some(line) => Self::Line {
+                line,
+                reason: failed.error.to_string(),
+            },
+            None => Self::Database(failed.error),
+        }
+    }
 }
 
 /// `article-service import`: files in order; the first bad file stops the
@@ -142,7 +156,11 @@ async fn import_text(
             reason: article::describe_violations(&violations),
         }
     })?;
-    let stored = tx.upsert(vec![valid]).await?;
+    // A refusal is about the publication date.
+    let stored = tx
+        .upsert(vec![valid])
+        .await
+        .map_err(|failed| FileError::at(failed, |_| Some(page.published_at_line)))?;
     let mut summary = FileSummary::default();
     summary.count(&stored);
     Ok(summary)
@@ -163,11 +181,12 @@ async fn import_ndjson(
     let mut last_report = started;
     while let Some(batch) = batches.recv().await {
         // On an error, returning drops `batches`, which stops the reader.
-        let Batch {
-            articles,
-            last_line,
-        } = batch?;
-        let stored = tx.upsert(articles).await?;
+        let Batch { articles, lines } = batch?;
+        let last_line = lines.last().copied().unwrap_or_default();
+        let stored = tx
+            .upsert(articles)
+            .await
+            .map_err(|failed| FileError::at(failed, |index| lines.get(index).copied()))?;
         summary.count(&stored);
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
@@ -183,10 +202,10 @@ async fn import_ndjson(
     Ok(summary)
 }
 
-/// Up to `BATCH_SIZE` valid articles, in file order.
+/// Up to `BATCH_SIZE` valid articles, in file order, with the line of each.
 struct Batch {
     articles: Vec<ValidArticle>,
-    last_line: usize,
+    lines: Vec<usize>,
 }
 
 /// Sends the file's articles in batches, or the first bad line's error,
@@ -197,7 +216,7 @@ fn read_batches(
     sender: &tokio::sync::mpsc::Sender<Result<Batch, FileError>>,
 ) {
     let mut articles = Vec::with_capacity(BATCH_SIZE);
-    let mut last_line = 0;
+    let mut lines = Vec::with_capacity(BATCH_SIZE);
     for (line, record) in read_ndjson(reader) {
         let valid = match record {
             Ok(Some(draft)) => validate(draft, now, line),
@@ -205,17 +224,19 @@ fn read_batches(
             Err(reason) => Err(FileError::Line { line, reason }),
         };
         match valid {
-            Ok(article) => articles.push(article),
+            Ok(article) => {
+                articles.push(article);
+                lines.push(line);
+            }
             Err(error) => {
                 let _ = sender.blocking_send(Err(error));
                 return;
             }
         }
-        last_line = line;
         if articles.len() == BATCH_SIZE {
             let batch = Batch {
                 articles: std::mem::replace(&mut articles, Vec::with_capacity(BATCH_SIZE)),
-                last_line,
+                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_SIZE)),
             };
             if sender.blocking_send(Ok(batch)).is_err() {
                 return;
@@ -223,10 +244,7 @@ fn read_batches(
         }
     }
     if !articles.is_empty() {
-        let _ = sender.blocking_send(Ok(Batch {
-            articles,
-            last_line,
-        }));
+        let _ = sender.blocking_send(Ok(Batch { articles, lines }));
     }
 }
 

@@ -27,7 +27,7 @@ pub use notify::{Listener, Notification, Notifications};
 pub use reads::ArticlePage;
 pub use tags::{TagCount, TagPage};
 pub use token_key::TokenKeys;
-pub use writes::{ImportTransaction, Schedule, Upserted, Withdrawal};
+pub use writes::{BatchFailed, ImportTransaction, Schedule, Upserted, Withdrawal};
 
 use pool::Role;
 

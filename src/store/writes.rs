@@ -87,7 +87,9 @@ impl Store {
         self.bounded(async {
             let mut tx = self.begin().await?;
             let mut counts = TagCounts::default();
-            let (mut stored, newest) = upsert_batch(&mut tx, vec![article], &mut counts).await?;
+            let (mut stored, newest) = upsert_batch(&mut tx, vec![article], &mut counts)
+                .await
+                .map_err(|failed| failed.error)?;
             counts.apply(&mut tx).await?;
             tx.commit().await?;
             self.saw_committed_change(newest);
@@ -234,7 +236,7 @@ pub struct ImportTransaction {
 impl ImportTransaction {
     /// Stores a batch by PublishArticle's rules; later duplicates of a slug
     /// update what earlier ones stored.
-    pub async fn upsert(&mut self, batch: Vec<ValidArticle>) -> Result<Vec<Upserted>> {
+    pub async fn upsert(&mut self, batch: Vec<ValidArticle>) -> Result<Vec<Upserted>, BatchFailed> {
         let (stored, _newest) = upsert_batch(&mut self.tx, batch, &mut self.counts).await?;
         Ok(stored)
     }
@@ -242,6 +244,24 @@ impl ImportTransaction {
     pub async fn commit(mut self) -> Result<()> {
         self.counts.apply(&mut self.tx).await?;
         Ok(self.tx.commit().await?)
+    }
+}
+
+/// Why a batch was not stored: `refused` is the index, in the batch, of the
+/// article whose stored state refused the write (so `import` can name its
+/// line); `None` for any other error.
+#[derive(Debug)]
+pub struct BatchFailed {
+    pub error: Error,
+    pub refused: Option<usize>,
+}
+
+impl From<Error> for BatchFailed {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            refused: None,
+        }
     }
 }
 
@@ -279,7 +299,7 @@ async fn upsert_batch(
     conn: &mut PgConnection,
     batch: Vec<ValidArticle>,
     counts: &mut TagCounts,
-) -> Result<(Vec<Upserted>, Option<i64>)> {
+) -> Result<(Vec<Upserted>, Option<i64>), BatchFailed> {
     let mut stored = Vec::with_capacity(batch.len());
     let mut newest = None;
     let mut chunk = Vec::new();
@@ -287,7 +307,7 @@ async fn upsert_batch(
     for article in batch {
         if !slugs_in_chunk.insert(article.slug.clone()) {
             let (upserted, position) =
-                upsert_chunk(conn, std::mem::take(&mut chunk), counts).await?;
+                upsert_chunk(conn, std::mem::take(&mut chunk), stored.len(), counts).await?;
             stored.extend(upserted);
             newest = newest.max(position);
             slugs_in_chunk.clear();
@@ -296,7 +316,7 @@ async fn upsert_batch(
         chunk.push(article);
     }
     if !chunk.is_empty() {
-        let (upserted, position) = upsert_chunk(conn, chunk, counts).await?;
+        let (upserted, position) = upsert_chunk(conn, chunk, stored.len(), counts).await?;
         stored.extend(upserted);
         newest = newest.max(position);
     }
@@ -304,12 +324,14 @@ async fn upsert_batch(
 }
 
 /// Stores articles with distinct slugs: a handful of set-based statements,
-/// whatever the chunk's size.
+/// whatever the chunk's size. `offset`: the chunk's first article's index
+/// in its batch.
 async fn upsert_chunk(
     conn: &mut PgConnection,
     chunk: Vec<ValidArticle>,
+    offset: usize,
     counts: &mut TagCounts,
-) -> Result<(Vec<Upserted>, Option<i64>)> {
+) -> Result<(Vec<Upserted>, Option<i64>), BatchFailed> {
     take_write_lock(conn).await?;
     let now = database_now(conn).await?;
     let slugs: Vec<String> = chunk.iter().map(|article| article.slug.clone()).collect();
@@ -345,10 +367,11 @@ async fn upsert_chunk(
             now,
             Uuid::now_v7(),
         )
-        .map_err(|PublishRefused::PublishedIntoTheFuture| {
-            Error::FailedPrecondition(format!(
+        .map_err(|PublishRefused::PublishedIntoTheFuture| BatchFailed {
+            error: Error::FailedPrecondition(format!(
                 "article {slug} is public: withdraw it before moving its published_at into the future"
-            ))
+            )),
+            refused: Some(offset + result.len()),
         })?;
         result.push(match (outcome, old) {
             (PublishOutcome::Created(new), _) => {
@@ -375,7 +398,8 @@ async fn upsert_chunk(
             (_, None) => {
                 return Err(Error::Internal(
                     "an update was decided for an article that does not exist".into(),
-                ));
+                )
+                .into());
             }
         });
     }

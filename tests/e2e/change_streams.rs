@@ -312,12 +312,12 @@ async fn a_change_after_a_deletion_by_hand_still_reaches_every_stream() {
     let after = publish_new(&mut client, "After the deletion", &["Hand"]).await;
 
     let (seen, _) = read_changes(&mut live, 1, WAIT).await;
-    assert_eq!(slugs(&seen), [after.slug.clone()]);
+    assert_eq!(slugs(&seen), vec![after.slug.clone()]);
     let mut resumed = changes(&mut client, resuming(&deleted_token))
         .await
         .expect("resume");
     let (seen, _) = read_changes(&mut resumed, 1, WAIT).await;
-    assert_eq!(slugs(&seen), [after.slug.clone()]);
+    assert_eq!(slugs(&seen), vec![after.slug.clone()]);
     live_new
         .read_articles(3, WAIT)
         .await
@@ -325,7 +325,7 @@ async fn a_change_after_a_deletion_by_hand_still_reaches_every_stream() {
     assert_eq!(live_new.ids()[2], after.id);
     let mut resumed_new = FeedReader::open(&mut client, &[], &deleted_new_token).await;
     resumed_new.read_articles(1, WAIT).await.expect("resumed");
-    assert_eq!(resumed_new.ids(), [after.id.clone()]);
+    assert_eq!(resumed_new.ids(), vec![after.id.clone()]);
 
     let counts = tag_counts(&list_all_tags(&mut client, 100).await);
     assert_eq!(counts, [("hand".to_owned(), "Hand".to_owned(), 2)]);

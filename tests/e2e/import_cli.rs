@@ -1258,3 +1258,42 @@ async fn imported_articles_go_out_on_the_feed_in_file_order() {
     assert_eq!(alpha.revision, 2);
     assert_eq!(alpha.body, "Two, revised.");
 }
+
+/// A line that the stored article's state refuses (moving a public
+/// article's `published_at` into the future) is named like any bad line:
+/// file, line and reason; nothing of its file is stored.
+#[tokio::test]
+async fn a_refused_line_is_named_by_its_line() {
+    let database = fresh_database().await;
+    let dir = TempDir::new();
+    let story = |published_at: &str| {
+        record(serde_json::json!({
+            "slug": "b-story",
+            "title": "B story",
+            "body": "Text.",
+            "published_at": published_at
+        }))
+    };
+    let first = dir.write("first.ndjson", ndjson(&[story("2024-03-01T10:00:00Z")]));
+    assert!(import(&database, &[&first]).status.success());
+    let lines = [
+        record(serde_json::json!({"slug": "a-story", "title": "A story", "body": "Text."})),
+        String::new(),
+        story("2999-01-01T00:00:00Z"),
+    ];
+    let second = dir.write("second.ndjson", ndjson(&lines));
+    let output = import(&database, &[&second]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{second}: line 3: article b-story is public: withdraw it before moving its published_at into the future"
+        )),
+        "{stderr}"
+    );
+    let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM articles ORDER BY slug")
+        .fetch_all(&pool(&database).await)
+        .await
+        .expect("the articles");
+    assert_eq!(slugs, ["b-story"]);
+}
