@@ -2,30 +2,8 @@
 //! `metrics-exporter-prometheus`, served as text at `/metrics` on
 //! `METRICS_ADDR`.
 //!
-//! The series, by name:
-//! - `grpc_server_handled_total{grpc_method, grpc_code}`: finished calls.
-//! - `grpc_server_handling_seconds{grpc_method}`: call latency (histogram;
-//!   for streams, their whole life).
-//! - `article_feed_open_streams`: feed streams (StreamNewArticles and
-//!   StreamArticleChanges) open now.
-//! - `article_feed_listener_reconnects_total`: LISTEN connections re-made
-//!   after a loss.
-//! - `article_feed_head_position` / `article_feed_delivered_position`: the
-//!   newest stored feed position this process knows of and the newest one
-//!   its listener has broadcast; `article_feed_lag_positions` is their
-//!   difference.
-//! - `article_db_pool_connections{pool, state="in_use"|"idle"}`,
-//!   `article_db_pool_max_connections{pool}`: each pool (`primary`, and
-//!   `read` when `DATABASE_READ_URL` is set).
-//! - `article_db_pool_acquire_seconds{pool}` (histogram): time a store
-//!   operation waited for a connection; `article_db_pool_waiting{pool}`:
-//!   operations waiting now; `article_db_pool_acquire_timeouts_total{pool}`:
-//!   waits that ended in UNAVAILABLE.
-//! - `article_db_read_fallbacks_total`: reads sent to the primary because
-//!   the read database (`DATABASE_READ_URL`) had not yet replayed a change
-//!   this process knows of.
-//! - `article_service_build_info{version}`: always 1.
-//! - `article_serving`: 1 while this process's health is SERVING, else 0.
+//! The series are the constants below; `describe` gives each its `# HELP`
+//! line, and README.md ("Operations", Metrics) lists them for operators.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -281,3 +281,26 @@ async fn metrics_count_releases_pending_and_done_and_withdrawals() {
     }
     assert_eq!(server.metric("article_withdrawals_total").await, Some(1.0));
 }
+
+/// Every series `src/metrics.rs` names is in README.md's metrics table, so
+/// operators find each one they see.
+#[test]
+fn the_readme_lists_every_series() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let source = std::fs::read_to_string(format!("{root}/src/metrics.rs")).expect("src/metrics.rs");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let mut names: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub const "))
+        .filter_map(|line| line.split('"').nth(1))
+        .collect();
+    names.push("article_service_build_info");
+    assert!(names.len() > 20, "{names:?}");
+    let missing: Vec<&str> = names
+        .into_iter()
+        .filter(|name| {
+            !readme.contains(&format!("| `{name}`")) && !readme.contains(&format!("| `{name}{{"))
+        })
+        .collect();
+    assert_eq!(missing, Vec::<&str>::new(), "series missing from README.md");
+}
