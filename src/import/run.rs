@@ -146,21 +146,19 @@ async fn import_text(
         line: error.line,
         reason: error.reason,
     })?;
-    // A page is one article: its violations are the file's (line 1), but
-    // for a publication date out of PublishArticle's years, which names its
-    // own line.
-    let valid = article::validate(page.draft, now).map_err(|violations| {
-        let dated = violations.iter().any(|v| v.field == "published_at");
-        FileError::Line {
-            line: if dated { page.published_at_line } else { 1 },
-            reason: article::describe_violations(&violations),
-        }
+    // Named at the line of the first field that breaks a rule.
+    let lines = page.lines;
+    let valid = article::validate(page.draft, now).map_err(|violations| FileError::Line {
+        line: violations
+            .first()
+            .map_or(1, |first| lines.line_of(first.field)),
+        reason: article::describe_violations(&violations),
     })?;
     // A refusal is about the publication date.
     let stored = tx
         .upsert(vec![valid])
         .await
-        .map_err(|failed| FileError::at(failed, |_| Some(page.published_at_line)))?;
+        .map_err(|failed| FileError::at(failed, |_| Some(lines.line_of("published_at"))))?;
     let mut summary = FileSummary::default();
     summary.count(&stored);
     Ok(summary)

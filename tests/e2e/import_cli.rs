@@ -320,6 +320,34 @@ async fn sample_page_is_stored_once_and_reimporting_it_changes_nothing() {
     );
 }
 
+/// A page that breaks a rule is named at the line of the field that
+/// breaks it: here the title (line 8 of the sample) and the byline (11).
+#[tokio::test]
+async fn a_page_is_refused_at_the_line_of_the_field_that_breaks_a_rule() {
+    let database = fresh_database().await;
+    let dir = TempDir::new();
+    let sample = std::fs::read_to_string(SAMPLE).expect("read the sample");
+    for (name, from, to, line) in [
+        (
+            "long-title.txt",
+            "US and Russian Leaders Unite to Combat Terrorism",
+            "T".repeat(501),
+            8,
+        ),
+        ("long-byline.txt", "7Dnews London", "B".repeat(201), 11),
+    ] {
+        let page = dir.write(name, sample.replacen(from, &to, 1));
+        let text = assert_failure(&import(&database, &[&page]));
+        assert!(
+            text.contains(&format!("{page}: line {line}: ")),
+            "names the file and line {line}:\n{text}"
+        );
+    }
+    let pool = pool(&database).await;
+    assert!(rows(&pool).await.is_empty());
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn a_page_dated_before_the_year_one_is_refused_on_its_date_line() {
     let database = fresh_database().await;

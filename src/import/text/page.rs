@@ -13,8 +13,32 @@ use crate::domain::article::ArticleDraft;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub draft: ArticleDraft,
-    /// The publication date line, which `published_at` was read from.
-    pub published_at_line: usize,
+    pub lines: FieldLines,
+}
+
+/// Where the page's fields were read from, by line number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLines {
+    title_line: usize,
+    byline_line: usize,
+    published_at_line: usize,
+    /// The first line after the publication date: where the body begins.
+    body_line: usize,
+    tags_line: usize,
+}
+
+impl FieldLines {
+    /// The line a field of the draft was read from (the title's for a
+    /// field the page has no line for): where an import names a violation.
+    pub fn line_of(&self, field: &str) -> usize {
+        match field {
+            "published_at" => self.published_at_line,
+            "byline" => self.byline_line,
+            "body" => self.body_line,
+            field if field.starts_with("tags") => self.tags_line,
+            _ => self.title_line,
+        }
+    }
 }
 
 /// Parses one captured article page into its draft. See the module
@@ -170,7 +194,13 @@ pub fn parse_page(content: &str, sections: &SectionVocabulary) -> Result<Page, R
             tags,
             published_at: Some(published_at),
         },
-        published_at_line: published.number,
+        lines: FieldLines {
+            title_line: title.number,
+            byline_line: byline.number,
+            published_at_line: published.number,
+            body_line: published.number + 1,
+            tags_line: tags_line.number,
+        },
     })
 }
 
@@ -359,15 +389,27 @@ mod tests {
     }
 
     #[test]
-    fn the_publication_date_line_is_named_for_the_caller() {
+    fn the_field_lines_are_named_for_the_caller() {
         let page = parse_page(SAMPLE, &SectionVocabulary::default()).unwrap();
-        assert_eq!(page.published_at_line, 13);
+        assert_eq!(page.lines.line_of("published_at"), 13);
         assert_eq!(SAMPLE.lines().nth(12), Some("Tue, 31 Dec 2019 10:30 GMT"));
         // The year 0 reads; the years PublishArticle takes are validation's
         // rule (`domain::article::validate`), which the import applies.
         let content = "Title\nByline\n\nSat, 1 Jan 0000 10:30 GMT\nBody\nRussia";
         let page = parse_page(content, &SectionVocabulary::default()).unwrap();
-        assert_eq!(page.published_at_line, 4);
+        let lines = page.lines;
+        assert_eq!(
+            [
+                "title",
+                "byline",
+                "published_at",
+                "body",
+                "tags[0]",
+                "summary"
+            ]
+            .map(|field| lines.line_of(field)),
+            [1, 2, 4, 5, 6, 1]
+        );
         assert_eq!(
             page.draft.published_at,
             Some(datetime!(0000-01-01 10:30 UTC))
