@@ -260,41 +260,30 @@ async fn two_replicas_release_each_article_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_embargo_that_ended_while_no_replica_ran_is_released_at_start() {
     let database_url = fresh_database().await;
-    // Imported while no server runs: NDJSON with a published_at 1 s ahead.
-    let at = time::OffsetDateTime::now_utc() + Duration::from_secs(1);
-    let at = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format");
+    // Imported while no server runs, as NDJSON published `seconds` ahead.
     let file = std::env::temp_dir().join(format!("embargo-{}.ndjson", uuid::Uuid::new_v4()));
-    std::fs::write(
-        &file,
-        format!(
-            "{{\"slug\":\"quiet-release\",\"title\":\"Quiet\",\"body\":\"Body.\",\"tags\":[\"Night\"],\"published_at\":\"{at}\"}}\n"
-        ),
-    )
-    .expect("write");
-    let output = run_cli(
-        &database_url,
-        &["import", file.to_str().unwrap_or_default()],
-    );
+    let import_ahead = |seconds: u64| {
+        let at = (time::OffsetDateTime::now_utc() + Duration::from_secs(seconds))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format");
+        std::fs::write(
+            &file,
+            format!(
+                "{{\"slug\":\"quiet-release\",\"title\":\"Quiet\",\"body\":\"Body.\",\"tags\":[\"Night\"],\"published_at\":\"{at}\"}}\n"
+            ),
+        )
+        .expect("write");
+        run_cli(
+            &database_url,
+            &["import", file.to_str().unwrap_or_default()],
+        )
+    };
+    let output = import_ahead(1);
     assert!(output.status.success(), "{output:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Its time has come by the database's clock: it is public, though not
     // released yet, so it cannot go back under embargo.
-    let later = (time::OffsetDateTime::now_utc() + Duration::from_secs(3600))
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format");
-    std::fs::write(
-        &file,
-        format!(
-            "{{\"slug\":\"quiet-release\",\"title\":\"Quiet\",\"body\":\"Body.\",\"tags\":[\"Night\"],\"published_at\":\"{later}\"}}\n"
-        ),
-    )
-    .expect("write");
-    let output = run_cli(
-        &database_url,
-        &["import", file.to_str().unwrap_or_default()],
-    );
+    let output = import_ahead(3600);
     assert!(!output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
