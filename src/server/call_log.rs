@@ -5,8 +5,9 @@
 //! logged the same way, including those tonic answers itself (unknown
 //! methods, undecodable requests). A gRPC status arrives either in the
 //! response headers (errors without a body) or in the trailers after the
-//! body; a stream the client abandons is logged as CANCELLED when its body is
-//! dropped.
+//! body; a call that ends without either (the client went away while its
+//! handler still ran, or mid-stream; tonic's own timeout dropped it) is
+//! logged as CANCELLED when its record is dropped.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -172,6 +173,13 @@ impl Call {
     }
 }
 
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Never finished: the call was dropped before its status was known.
+        self.finish(Code::Cancelled);
+    }
+}
+
 impl Call {
     /// Records the outcome and ends the span. Errors are the server-side
     /// codes of the OpenTelemetry RPC conventions (a NOT_FOUND is an answer).
@@ -227,18 +235,12 @@ fn code_name(code: Code) -> &'static str {
 }
 
 pin_project_lite::pin_project! {
-    /// The response body, watched for the trailers that carry the status.
+    /// The response body, watched for the trailers that carry the status
+    /// (dropped before them, its `Call` logs CANCELLED).
     pub struct LoggedBody<B> {
         #[pin]
         body: B,
         call: Call,
-    }
-
-    impl<B> PinnedDrop for LoggedBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before its trailers: the client went away.
-            this.project().call.finish(Code::Cancelled);
-        }
     }
 }
 

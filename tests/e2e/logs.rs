@@ -149,3 +149,49 @@ async fn the_database_password_never_reaches_the_logs() {
         );
     }
 }
+
+/// A call the client gives up on while its handler still waits (here on a
+/// table an administrator locked) is logged, and counted, as CANCELLED.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_abandoned_before_its_answer_is_logged_as_cancelled() {
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await).env("CACHE_MAX_BYTES", "0"),
+    )
+    .await;
+    let mut client = server.client().await;
+    let pool = pool(&server.database_url).await;
+    let mut lock = pool.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE articles IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+
+    let mut request = tonic::Request::new(GetArticleRequest {
+        key: Some(Key::Slug("waits-on-the-lock".into())),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "abandoned-1".parse().unwrap());
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(500), client.get_article(request)).await;
+    assert!(
+        abandoned.is_err(),
+        "answered despite the lock: {abandoned:?}"
+    );
+
+    let lines = wait_for_call_lines(&server, "GetArticle", 1).await;
+    lock.rollback().await.expect("unlock");
+    pool.close().await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["request_id"], "abandoned-1");
+    assert_eq!(lines[0]["grpc.status"], "Cancelled");
+    assert_eq!(
+        server
+            .metric(
+                "grpc_server_handled_total{grpc_method=\"newsroom.content.v1.ArticleService/GetArticle\",grpc_code=\"CANCELLED\"}"
+            )
+            .await,
+        Some(1.0)
+    );
+}
