@@ -122,13 +122,26 @@ impl FieldViolation {
     }
 }
 
+/// Characters of a caller's value an error quotes back, at most: all of a
+/// huge one would outgrow the response headers that carry the error (and be
+/// sent twice: in the message and in its BadRequest detail).
+const QUOTED_CHARS: usize = 40;
+
+/// `value` quoted for an error message, cut after [`QUOTED_CHARS`].
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}...", value.get(..cut).unwrap_or_default()),
+        None => format!("{value:?}"),
+    }
+}
+
 /// Resolves a tag argument (slug or display name, any case) to its slug.
 pub fn resolve_tag(field: &'static str, tag: &str) -> Result<String, FieldViolation> {
     let slug = slugify(tag);
     if slug.is_empty() {
         return Err(FieldViolation::new(
             field,
-            format!("tag {tag:?} has no letter or digit"),
+            format!("tag {} has no letter or digit", quoted(tag)),
         ));
     }
     Ok(slug)
@@ -1027,6 +1040,13 @@ mod tests {
         }
         // Letters among the metacharacters: the slug keeps only the letters.
         assert_eq!(resolve_tag("tag", "a%b_c"), Ok("a-b-c".to_owned()));
+        // A huge value is quoted in part only.
+        let huge = "!".repeat(100_000);
+        let violation = resolve_tag("tag", &huge).unwrap_err();
+        assert_eq!(
+            violation.description,
+            format!("tag {:?}... has no letter or digit", "!".repeat(40))
+        );
         assert_eq!(
             resolve_tag("tag", "'; DROP TABLE tags; --"),
             Ok("drop-table-tags".to_owned())

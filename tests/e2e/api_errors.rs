@@ -382,3 +382,22 @@ async fn a_server_started_while_the_database_does_not_answer_serves_once_it_does
         }
     }
 }
+
+/// A huge tag with no letter or digit is INVALID_ARGUMENT naming `tag`,
+/// like a short one: the error quotes only its beginning, so it fits the
+/// response headers that carry it.
+#[tokio::test]
+async fn a_huge_tag_without_letters_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let status = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "!".repeat(20_000),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no letter or digit");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_request_fields(&status), ["tag"]);
+    assert!(status.message().len() < 200, "{}", status.message());
+}
