@@ -49,8 +49,13 @@ impl Application {
         let (health, health_service) =
             Health::start(parts.store.clone(), parts.stopping.clone()).await;
         let stopping = parts.stopping.clone();
-        let mut serving =
-            crate::server::serve(listener, &config, parts.into_api(&config), health_service)?;
+        let mut serving = crate::server::serve(
+            listener,
+            &config,
+            parts.into_api(&config),
+            health_service,
+            stopping.clone(),
+        )?;
 
         tokio::select! {
             () = shutdown => {}
@@ -157,14 +162,15 @@ async fn drain(
     // 1. Health first, so that balancers stop sending calls before any
     //    stream ends.
     health.stop_serving().await;
-    // 2. Every open feed stream ends with UNAVAILABLE; new ones are refused.
+    // 2. Every open stream ends with UNAVAILABLE; new feed streams are
+    //    refused.
     stopping.cancel();
+    //    So do health watches (after the NOT_SERVING above) and reflection
+    //    streams (`server::ends_on_shutdown`).
     // 3. No new connections or calls; in-flight calls may finish. Only now,
     //    after streams were told to end, so that graceful HTTP/2 shutdown
     //    has nothing long-lived to wait for.
     serving.stop.cancel();
-    // 4. Health watches are streams too.
-    health.end_watches().await;
     match tokio::time::timeout_at(deadline, &mut serving.task).await {
         Ok(result) => result
             .context("server task failed")?

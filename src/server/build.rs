@@ -16,6 +16,7 @@ use super::accept::accepting;
 use super::admission::AdmissionLayer;
 use super::cached_reads::CachedReadsLayer;
 use super::call_log::CallLogLayer;
+use super::ends_on_shutdown::EndsOnShutdown;
 use super::feed_streams::FeedStreamsLayer;
 use super::grpc_web;
 use super::message_size::oversized_is_resource_exhausted;
@@ -33,16 +34,20 @@ pub struct Serving {
     pub stop: CancellationToken,
 }
 
-/// Serves `api`, health and reflection on `listener` from now on.
+/// Serves `api`, health and reflection on `listener` from now on; health
+/// and reflection streams end once `stopping` is cancelled (the feed's
+/// streams end with the feed's own token).
 pub fn serve(
     listener: TcpListener,
     config: &ServeConfig,
     api: ArticleApi,
     health: HealthServer<impl tonic_health::pb::health_server::Health>,
+    stopping: CancellationToken,
 ) -> anyhow::Result<Serving> {
     // Old grpcurl speaks only v1alpha; newer clients ask for v1.
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1 = EndsOnShutdown::new(reflection().build_v1()?, stopping.clone());
+    let reflection_v1alpha = EndsOnShutdown::new(reflection().build_v1alpha()?, stopping.clone());
+    let health = EndsOnShutdown::new(health, stopping);
 
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))

@@ -45,14 +45,6 @@ impl Health {
         let _ = (&mut self.probe).await;
         set_health(&self.reporter, ServingStatus::NotServing).await;
     }
-
-    /// Ends the open Watch streams, which would otherwise hold a graceful
-    /// shutdown until its grace period is over. They have seen NOT_SERVING,
-    /// which stays their last word.
-    pub async fn end_watches(&mut self) {
-        self.reporter.clear_service_status("").await;
-        self.reporter.clear_service_status(SERVICE_NAME).await;
-    }
 }
 
 /// SERVING while the database answers, NOT_SERVING while it does not.

@@ -11,6 +11,7 @@ mod build;
 mod cached_reads;
 mod call_log;
 mod connection;
+mod ends_on_shutdown;
 mod feed_streams;
 mod grpc_web;
 mod health;

@@ -10,6 +10,9 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 
 /// Sends SIGTERM and waits for the exit in the background, so the test can
 /// watch its streams meanwhile. Yields the server (dropped: killed if still
@@ -341,17 +344,45 @@ async fn sigterm_ends_open_streams_with_unavailable_and_exits_cleanly() {
         watch.message().await.unwrap().unwrap().status,
         ServingStatus::Serving as i32
     );
+    // A debugging session's reflection stream, left open.
+    let (reflection_requests, requests) = tokio::sync::mpsc::channel(1);
+    let mut reflection = ServerReflectionClient::new(
+        tonic::transport::Channel::from_shared(server.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(requests))
+    .await
+    .unwrap()
+    .into_inner();
+    reflection_requests
+        .send(ServerReflectionRequest {
+            message_request: Some(MessageRequest::ListServices(String::new())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(reflection.message().await.unwrap().is_some());
     drop(first);
 
     let exit = terminate_in_background(server, grace + Duration::from_secs(5));
     let watch_task = tokio::spawn(async move {
         let mut statuses = Vec::new();
-        while let Ok(Ok(Some(message))) =
-            tokio::time::timeout(Duration::from_secs(15), watch.message()).await
-        {
-            statuses.push(message.status);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), watch.message()).await {
+                Ok(Ok(Some(message))) => statuses.push(message.status),
+                Ok(Ok(None)) => return (statuses, Code::Ok),
+                Ok(Err(status)) => return (statuses, status.code()),
+                Err(_) => return (statuses, Code::DeadlineExceeded),
+            }
         }
-        statuses
+    });
+    let reflection_task = tokio::spawn(async move {
+        let ended = tokio::time::timeout(Duration::from_secs(15), reflection.message()).await;
+        drop(reflection_requests);
+        ended.map(|message| message.map_err(|status| status.code()))
     });
     for reader in [&mut all, &mut filtered, &mut resumed] {
         expect_end(reader, Code::Unavailable, Duration::from_secs(3)).await;
@@ -361,10 +392,16 @@ async fn sigterm_ends_open_streams_with_unavailable_and_exits_cleanly() {
     assert!(status.success(), "{status:?}");
     // Every client let go at once: no need to wait out the grace period.
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
-    let statuses = watch_task.await.unwrap();
+    let (statuses, watch_end) = watch_task.await.unwrap();
     assert!(
         statuses.contains(&(ServingStatus::NotServing as i32)),
         "health never turned NOT_SERVING: {statuses:?}"
+    );
+    // Health and reflection streams end like the feed's.
+    assert_eq!(watch_end, Code::Unavailable);
+    assert!(
+        matches!(reflection_task.await.unwrap(), Ok(Err(Code::Unavailable))),
+        "the reflection stream did not end with UNAVAILABLE"
     );
 }
 
