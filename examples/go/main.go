@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	contentv1 "article-service/gen/contentv1"
@@ -64,13 +65,22 @@ func main() {
 	os.Exit(1)
 }
 
+// Pings on a quiet connection, so that one that died silently (a partition,
+// a replica gone behind a NAT) fails the stream within 40 s and the follower
+// reconnects, rather than wait on it forever.
+var pings = grpc.WithKeepaliveParams(keepalive.ClientParameters{
+	Time:                30 * time.Second,
+	Timeout:             10 * time.Second,
+	PermitWithoutStream: true,
+})
+
 func dial(addr string) (*grpc.ClientConn, error) {
 	switch {
 	case strings.HasPrefix(addr, "http://"):
-		return grpc.Dial(strings.TrimPrefix(addr, "http://"), grpc.WithInsecure())
+		return grpc.Dial(strings.TrimPrefix(addr, "http://"), grpc.WithInsecure(), pings)
 	case strings.HasPrefix(addr, "https://"):
 		creds := credentials.NewClientTLSFromCert(nil, "")
-		return grpc.Dial(strings.TrimPrefix(addr, "https://"), grpc.WithTransportCredentials(creds))
+		return grpc.Dial(strings.TrimPrefix(addr, "https://"), grpc.WithTransportCredentials(creds), pings)
 	}
 	return nil, fmt.Errorf("--addr %q: expected http://HOST:PORT or https://HOST:PORT", addr)
 }
@@ -160,6 +170,10 @@ func describe(err error) string {
 	return fmt.Sprintf("%v: %s", s.Code(), s.Message())
 }
 
+// Seeded per process: math/rand's global source starts from the same seed in
+// every process (before Go 1.20), which would bring consumers back in step.
+var jitter = rand.New(rand.NewSource(time.Now().UnixNano()))
+
 // backoff: exponential, capped, with jitter (between half and all of it), so
 // that consumers cut off together do not come back together.
 func backoff(attempt int, max time.Duration) time.Duration {
@@ -171,7 +185,7 @@ func backoff(attempt int, max time.Duration) time.Duration {
 		delay = max
 	}
 	half := delay / 2
-	return half + time.Duration(rand.Int63n(int64(half)+1))
+	return half + time.Duration(jitter.Int63n(int64(half)+1))
 }
 
 func readToken(path string) (string, error) {
@@ -185,22 +199,32 @@ func readToken(path string) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
-// writeToken replaces the file atomically: a temporary file beside it, then
-// a rename, so a crash leaves the old token or the new one, never half.
+// writeToken replaces the file atomically and durably: a temporary file
+// beside it, synced, renamed over it, and the directory synced, so a crash or
+// a power loss leaves the old token or the new one, never half or none.
 func writeToken(path, token string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("writing the token file: %w", err)
 	}
 	_, werr := tmp.WriteString(token)
+	serr := tmp.Sync()
 	cerr := tmp.Close()
-	if werr != nil || cerr != nil {
+	if werr != nil || serr != nil || cerr != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("writing the token file: %v %v", werr, cerr)
+		return fmt.Errorf("writing the token file: %v %v %v", werr, serr, cerr)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing the token file: %w", err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("syncing the token file's directory: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("syncing the token file's directory: %w", err)
 	}
 	return nil
 }

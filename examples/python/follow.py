@@ -58,11 +58,23 @@ class Stopper:
         os._exit(0)
 
 
+# Pings on a quiet connection, so that one that died silently (a partition, a
+# replica gone behind a NAT) fails the stream within 40 s and the follower
+# reconnects, rather than wait on it forever.
+KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
 def channel_for(addr):
     if addr.startswith("http://"):
-        return grpc.insecure_channel(addr[len("http://"):])
+        return grpc.insecure_channel(addr[len("http://"):], options=KEEPALIVE)
     if addr.startswith("https://"):
-        return grpc.secure_channel(addr[len("https://"):], grpc.ssl_channel_credentials())
+        return grpc.secure_channel(
+            addr[len("https://"):], grpc.ssl_channel_credentials(), options=KEEPALIVE
+        )
     raise SystemExit(f"follow: --addr {addr!r}: expected http://HOST:PORT or https://HOST:PORT")
 
 
@@ -75,18 +87,26 @@ def read_token(path):
 
 
 def write_token(path, token):
-    """Replaces the file atomically: a temporary file beside it, then a rename,
-    so a crash leaves the old token or the new one, never half."""
+    """Replaces the file atomically and durably: a temporary file beside it,
+    synced, renamed over it, and the directory synced, so a crash or a power
+    loss leaves the old token or the new one, never half or none."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(token)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def backoff(attempt, max_s):

@@ -64,11 +64,27 @@ function client(addr: string): ArticleServiceClient {
     oneofs: true,
   });
   const proto = grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+  // Pings on a quiet connection, so that one that died silently (a
+  // partition, a replica gone behind a NAT) fails the stream within 40 s and
+  // the follower reconnects, rather than wait on it forever.
+  const keepalive = {
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+  };
   if (addr.startsWith("http://")) {
-    return new proto.newsroom.content.v1.ArticleService(addr.slice("http://".length), grpc.credentials.createInsecure());
+    return new proto.newsroom.content.v1.ArticleService(
+      addr.slice("http://".length),
+      grpc.credentials.createInsecure(),
+      keepalive,
+    );
   }
   if (addr.startsWith("https://")) {
-    return new proto.newsroom.content.v1.ArticleService(addr.slice("https://".length), grpc.credentials.createSsl());
+    return new proto.newsroom.content.v1.ArticleService(
+      addr.slice("https://".length),
+      grpc.credentials.createSsl(),
+      keepalive,
+    );
   }
   fail(`--addr ${addr}: expected http://HOST:PORT or https://HOST:PORT`);
 }
@@ -82,12 +98,25 @@ function readToken(file: string): string {
   }
 }
 
-// Replaces the file atomically: a temporary file beside it, then a rename, so
-// a crash leaves the old token or the new one, never half.
+// Replaces the file atomically and durably: a temporary file beside it,
+// synced, renamed over it, and the directory synced, so a crash or a power
+// loss leaves the old token or the new one, never half or none.
 function writeToken(file: string, token: string): void {
   const tmp = `${file}.tmp${process.pid}`;
-  fs.writeFileSync(tmp, token);
+  const fd = fs.openSync(tmp, "w");
+  try {
+    fs.writeSync(fd, token);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
+  const dir = fs.openSync(path.dirname(path.resolve(file)), "r");
+  try {
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
 }
 
 // Exponential, capped, with jitter (between half and all of it), so that
