@@ -256,6 +256,48 @@ async fn follow_changes_applies_published_updated_and_withdrawn() {
     follower.abort();
 }
 
+/// `snapshot` pages the whole tag and gives the token its changes follow
+/// from: what was published before it comes in the snapshot, what after
+/// it on the follower, nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_then_its_changes_make_a_copy_of_the_tag() {
+    let server = TestServer::start().await;
+    let client = client_of(&server).await;
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(publish_slug(&client, &format!("Snapshot {i}"), &["Snap"]).await);
+    }
+    let (articles, changes_token) = client.snapshot("Snap").await.expect("snapshot");
+    let slugs: Vec<String> = articles.into_iter().map(|article| article.slug).collect();
+    before.reverse();
+    assert_eq!(slugs, before, "newest first");
+    assert!(!changes_token.is_empty());
+
+    let after = publish_slug(&client, "After the snapshot", &["Snap"]).await;
+    let (sender, mut changes) = mpsc::unbounded_channel::<ArticleChange>();
+    let follower = tokio::spawn(
+        client
+            .follow_changes(&["Snap"], MemoryTokenStore::with_token(changes_token))
+            .reconnect(QUICK)
+            .run(move |change| {
+                let sent = sender.send(change);
+                async move { sent }
+            }),
+    );
+    let received = receive(&mut changes, 1).await;
+    assert_eq!(
+        received[0].article.as_ref().map(|article| &article.slug),
+        Some(&after)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), changes.recv())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+    follower.abort();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_the_service_rejects_ends_the_follower_at_once_without_retrying() {
     let server = TestServer::start().await;

@@ -172,6 +172,33 @@ impl ArticleClient {
         .try_flatten()
     }
 
+    /// A snapshot of `tag`: every article it had when paging began, newest
+    /// first, and the `changes_token` to follow its changes from that moment
+    /// ([`ArticleClient::follow_changes`] with
+    /// [`MemoryTokenStore::with_token`](crate::MemoryTokenStore::with_token)
+    /// or a store seeded with it): applied by revision, the two make an
+    /// exact copy of the tag. Unlike [`ArticleClient::list_by_tag`], it
+    /// holds the whole tag in memory.
+    pub async fn snapshot(&self, tag: &str) -> Result<(Vec<Article>, String), Error> {
+        let mut articles = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .list_page(ListArticlesByTagRequest {
+                    tag: tag.to_owned(),
+                    page_size: 100,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?;
+            articles.extend(page.articles);
+            if page.next_page_token.is_empty() {
+                return Ok((articles, page.changes_token));
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     /// Every tag with its article count, by slug, following page tokens.
     pub fn list_tags(&self) -> impl Stream<Item = Result<TagSummary, Error>> + use<> {
         let client = self.clone();

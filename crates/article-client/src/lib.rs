@@ -2,7 +2,8 @@
 //!
 //! - [`ArticleClient`]: typed calls on one HTTP/2 connection tuned for many
 //!   streams; [`ArticleClient::list_by_tag`] pages a tag as a `Stream` of
-//!   articles.
+//!   articles; [`ArticleClient::snapshot`] reads a whole tag with the token
+//!   its changes follow from.
 //! - [`ArticleClient::follow_new`] and [`ArticleClient::follow_changes`]:
 //!   followers of StreamNewArticles and StreamArticleChanges that resume from a
 //!   token kept in a [`TokenStore`] ([`MemoryTokenStore`], [`FileTokenStore`]),

@@ -24,11 +24,13 @@ pub struct Reconnect {
 }
 
 impl Default for Reconnect {
-    /// 100 ms, doubling up to 30 s, jittered.
+    /// 100 ms, doubling up to 5 s, jittered: after an outage a follower is
+    /// back within seconds (takedowns wait on it), and the jitter spreads
+    /// the followers of a replica that went away over the last wait.
     fn default() -> Self {
         Self {
             initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(5),
             jitter: true,
         }
     }
@@ -65,19 +67,31 @@ impl Reconnect {
     /// - RESOURCE_EXHAUSTED: the service is over its limits (the contract's
     ///   overload answer), so later is the right time to try again.
     /// - ABORTED: the service's word for "try the whole thing again".
+    /// - UNKNOWN and INTERNAL: how a stream cut by a proxy, or reset without
+    ///   its trailers, is reported (tonic: "missing grpc-status trailer"),
+    ///   besides a fault of the service, which a follower outlives better by
+    ///   waiting than by stopping (takedowns must keep arriving).
+    /// - DEADLINE_EXCEEDED: the request reached the service too slowly (a
+    ///   congested link).
     /// - Any status made on this side from a transport error (it carries a
     ///   source error: a reset connection, a broken HTTP/2 frame), whatever
     ///   its code; the service's own statuses never carry one.
     ///
-    /// Everything else is the caller's to fix and is never retried:
-    /// INVALID_ARGUMENT (a token the service rejects), UNAUTHENTICATED,
-    /// PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION, INTERNAL, and the
-    /// rest.
+    /// Everything else says the request is wrong, which trying again cannot
+    /// fix, and is never retried: INVALID_ARGUMENT (a token the service
+    /// rejects), UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND,
+    /// FAILED_PRECONDITION, UNIMPLEMENTED, and the rest.
     pub fn retries(status: &tonic::Status) -> bool {
         use std::error::Error as _;
         matches!(
             status.code(),
-            Code::Unavailable | Code::Cancelled | Code::ResourceExhausted | Code::Aborted
+            Code::Unavailable
+                | Code::Cancelled
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Unknown
+                | Code::Internal
+                | Code::DeadlineExceeded
         ) || status.source().is_some()
     }
 }
@@ -124,6 +138,9 @@ mod tests {
             Code::Cancelled,
             Code::ResourceExhausted,
             Code::Aborted,
+            Code::Unknown,
+            Code::Internal,
+            Code::DeadlineExceeded,
         ] {
             assert!(
                 Reconnect::retries(&tonic::Status::new(code, "x")),
@@ -136,9 +153,10 @@ mod tests {
             Code::Unauthenticated,
             Code::NotFound,
             Code::FailedPrecondition,
-            Code::Internal,
-            Code::Unknown,
-            Code::DeadlineExceeded,
+            Code::Unimplemented,
+            Code::OutOfRange,
+            Code::AlreadyExists,
+            Code::DataLoss,
         ] {
             assert!(
                 !Reconnect::retries(&tonic::Status::new(code, "x")),
