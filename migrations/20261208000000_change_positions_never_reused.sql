@@ -1,8 +1,9 @@
 -- An article deleted by hand takes its changes along (the lifecycle
--- migration), so the highest change position could go back, and the next
--- change would get a position a consumer already holds a resume token for:
--- its streams would skip it. The highest position ever deleted is kept here,
--- and the change log's head is never below it.
+-- migration). Its change positions must never be given again: a consumer may
+-- hold a resume token at one, and its streams would skip the next change
+-- numbered there. The highest position ever deleted is kept here, and the
+-- change log's head is never below it. The deletion also uncounts the
+-- article's tags and empties every replica's read cache.
 CREATE TABLE change_log_floor (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     position bigint NOT NULL
@@ -24,6 +25,9 @@ BEGIN
     DELETE FROM article_tags t USING deleted_articles d WHERE t.article_id = d.id;
     DELETE FROM article_revisions r USING deleted_articles d WHERE r.article_id = d.id;
     DELETE FROM article_changes c USING deleted_articles d WHERE c.article_id = d.id;
+    -- Every replica's read cache drops what it holds ('*': anything may have
+    -- changed), at commit, as after any write.
+    PERFORM pg_notify('article_changes', '*');
     RETURN NULL;
 END
 $$;

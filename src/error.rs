@@ -73,10 +73,15 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::WorkerCrashed => {
                 Self::Unavailable("the database cannot be reached".into())
             }
+            // The SQLSTATE (never the database's message, which may name a
+            // role or a database) tells an operator which of these it is.
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|code| is_unavailable_sqlstate(&code)) =>
             {
-                Self::Unavailable("the database cannot serve requests now".into())
+                Self::Unavailable(format!(
+                    "the database cannot serve requests now (SQLSTATE {})",
+                    db.code().unwrap_or_default()
+                ))
             }
             _ => Self::Internal(error.to_string()),
         }

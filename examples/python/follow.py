@@ -65,6 +65,9 @@ KEEPALIVE = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # A follower only receives; without this, gRPC C-core stops pinging (or
+    # slows to a ping a minute) once it has sent 2 pings without data.
+    ("grpc.http2.max_pings_without_data", 0),
 ]
 
 

@@ -57,12 +57,12 @@ async fn report_health(store: Store, health: HealthReporter, stopping: Cancellat
             () = stopping.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let healthy = store.ping().await.is_ok();
+        let answer = store.ping().await;
+        let healthy = answer.is_ok();
         if serving != Some(healthy) {
-            if healthy {
-                tracing::info!("database answers; serving");
-            } else {
-                tracing::warn!("database does not answer; not serving");
+            match answer {
+                Ok(()) => tracing::info!("database answers; serving"),
+                Err(error) => tracing::warn!(%error, "database does not answer; not serving"),
             }
             let status = if healthy {
                 ServingStatus::Serving

@@ -185,9 +185,9 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|error| {
-            anyhow::anyhow!("cannot connect to the database: {}", Error::from(error))
-        })?;
+        // sqlx's own message (it names no password): for a command run by
+        // an operator, the database's reason is the diagnosis.
+        .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
     MIGRATOR.run(&pool).await?;
     tracing::info!("migrations applied");
     Ok(())

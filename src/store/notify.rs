@@ -19,7 +19,8 @@ const FEED_CHANNEL: &str = "article_feed";
 
 /// Tells every replica which stored articles changed, so that their read
 /// caches drop them: the ids, comma-separated, or `*` (anything may have
-/// changed) when they would not fit in a notification.
+/// changed) when they would not fit in a notification. The trigger on a
+/// hand deletion (migration 20261208000000) sends `*` here too.
 const CHANGES_CHANNEL: &str = "article_changes";
 
 /// Ids one change notification names, at most (37 bytes each, within

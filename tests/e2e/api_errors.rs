@@ -240,6 +240,13 @@ async fn a_database_that_does_not_exist_makes_every_call_unavailable() {
     let id = uuid::Uuid::new_v4().to_string();
     assert_every_call_unavailable(&client, SAMPLE_SLUG, &id, None).await;
     assert_eq!(server.health_of("").await, NOT_SERVING);
+    // Operators see which: the health log names the SQLSTATE, and `migrate`
+    // gives the database's own reason.
+    server.wait_for_log("SQLSTATE 3D000", WAIT).await;
+    let output = run_cli(&missing, &["migrate"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
 }
 
 #[tokio::test]

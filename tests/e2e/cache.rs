@@ -262,3 +262,38 @@ async fn a_cache_of_zero_bytes_reads_the_database_every_time() {
     }
     assert_eq!(server.metric(ARTICLE_HITS).await, None);
 }
+
+/// An article deleted by hand leaves every replica's cache within the
+/// bound: GetArticle by id and slug and its tag's first page, which were
+/// served from memory, no longer show it.
+#[tokio::test]
+async fn an_article_deleted_by_hand_leaves_every_cache() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let kept = publish_new(&mut client, "Kept beside", &["Erased"]).await;
+    let erased = publish_new(&mut client, "Erased by hand", &["Erased"]).await;
+    warm(&server, &erased, "erased").await;
+
+    let pool = pool(&server.database_url).await;
+    sqlx::query("DELETE FROM articles WHERE id = $1::uuid")
+        .bind(&erased.id)
+        .execute(&pool)
+        .await
+        .expect("delete by hand");
+    pool.close().await;
+    eventually("the deletion leaves the cache", OTHER_REPLICA_BOUND, || {
+        let mut client = client.clone();
+        let (id, slug) = (erased.id.clone(), erased.slug.clone());
+        let kept_title = kept.title.clone();
+        async move {
+            get_by_id(&mut client, &id)
+                .await
+                .is_err_and(|status| status.code() == Code::NotFound)
+                && get_by_slug(&mut client, &slug)
+                    .await
+                    .is_err_and(|status| status.code() == Code::NotFound)
+                && first_page_titles(&mut client, "erased").await == vec![kept_title]
+        }
+    })
+    .await;
+}

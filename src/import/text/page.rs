@@ -22,7 +22,7 @@ pub struct FieldLines {
     title_line: usize,
     byline_line: usize,
     published_at_line: usize,
-    /// The first line after the publication date: where the body begins.
+    /// The body's first line (the first with text after the date).
     body_line: usize,
     tags_line: usize,
 }
@@ -198,7 +198,9 @@ pub fn parse_page(content: &str, sections: &SectionVocabulary) -> Result<Page, R
             title_line: title.number,
             byline_line: byline.number,
             published_at_line: published.number,
-            body_line: published.number + 1,
+            body_line: text
+                .get(title_at + 3)
+                .map_or(published.number + 1, |line| line.number),
             tags_line: tags_line.number,
         },
     })
@@ -392,6 +394,8 @@ mod tests {
     fn the_field_lines_are_named_for_the_caller() {
         let page = parse_page(SAMPLE, &SectionVocabulary::default()).unwrap();
         assert_eq!(page.lines.line_of("published_at"), 13);
+        // Line 14 is blank: the body begins on 15.
+        assert_eq!(page.lines.line_of("body"), 15);
         assert_eq!(SAMPLE.lines().nth(12), Some("Tue, 31 Dec 2019 10:30 GMT"));
         // The year 0 reads; the years PublishArticle takes are validation's
         // rule (`domain::article::validate`), which the import applies.
