@@ -11,6 +11,8 @@
 //!   `MAX_STREAMS` in the instance and `MAX_STREAMS_PER_CONNECTION` on one
 //!   connection, counted until they end. The feed also counts its own
 //!   streams against `MAX_STREAMS`.
+//! - Health Check calls are not counted: they are answered from memory,
+//!   and a replica at its limits is busy, not unready.
 //! - A request message must start to arrive within
 //!   `REQUEST_MESSAGE_TIMEOUT_MS` of its headers (`bodies::MessageDeadline`).
 //! - Unary responses not yet written are bounded in bytes per connection and
@@ -31,7 +33,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::bodies::{ByteBudget, Held, MessageDeadline};
-use super::methods::is_long_lived;
+use super::methods::{is_health_check, is_long_lived};
 use super::slot::Slot;
 use crate::api::{ConnectionInfo, ConnectionLoad, deadline};
 use crate::error::Error;
@@ -163,6 +165,9 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if let Some(status) = expired(&request) {
             return Box::pin(std::future::ready(Ok(status.into_http())));
+        }
+        if is_health_check(request.uri().path()) {
+            return Box::pin(self.inner.call(request));
         }
         let long_lived = is_long_lived(request.uri().path());
         // Every accepted connection carries its load; a request without one

@@ -36,6 +36,12 @@ pub(super) fn is_long_lived(path: &str) -> bool {
     )
 }
 
+/// Whether the call is a health Check: answered from memory, and never
+/// refused for load (a busy replica is not an unready one).
+pub(super) fn is_health_check(path: &str) -> bool {
+    split(path) == Some((HEALTH, "Check"))
+}
+
 /// Whether this server offers the method (a client may send any path).
 pub(super) fn is_offered(path: &str) -> bool {
     matches!(

@@ -74,6 +74,12 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
         .stream_new_articles(article_service::proto::StreamNewArticlesRequest::default())
         .await
         .expect("a stream opens while unary calls are at their limit");
+    // Nor is health: a pod at its limit is busy, not unready (the kubelet's
+    // probe would take it out of every Service).
+    assert_eq!(
+        server.health_of("newsroom.content.v1.ArticleService").await,
+        SERVING
+    );
 
     // The burst ends: the held publishes complete, and calls are served again.
     sqlx::query("SELECT pg_advisory_unlock($1)")
