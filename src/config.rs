@@ -282,9 +282,10 @@ pub struct ServeConfig {
     #[arg(long, env = "RESPONSE_STALL_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub response_stall_timeout: u64,
 
-    /// Bytes of article text one ListArticlesByTag page holds, at most: a
-    /// page of large articles holds fewer than page_size (always at least
-    /// one), and its next_page_token continues after the last one it holds.
+    /// Bytes one ListArticlesByTag response takes at most, encoded: a page
+    /// of large articles holds fewer than page_size (always at least one),
+    /// and its next_page_token continues after the last one it holds. The
+    /// default fits the 4 MiB gRPC clients accept by default.
     #[arg(long, env = "MAX_PAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_page_bytes: u64,
 

@@ -74,11 +74,9 @@ impl Store {
                 .bind(fetch)
                 .fetch(&mut *conn),
             };
-            let (rows, has_more) = take_within(rows, limit as usize, max_bytes).await?;
-            let next_after = rows
-                .last()
-                .filter(|_| has_more)
-                .map(|row| (row.listed_at, row.article.id));
+            // The response's tokens and framing beside the articles.
+            let budget = max_bytes.saturating_sub(RESPONSE_BYTES);
+            let (rows, has_more) = take_within(rows, limit as usize, budget).await?;
             let moved: Vec<Uuid> = rows
                 .iter()
                 .filter(|row| row.visible_until.is_some())
@@ -89,17 +87,34 @@ impl Store {
             } else {
                 revisions_at(&mut conn, &moved, snapshot_position).await?
             };
-            // A moved article without a public revision at the snapshot
-            // (withdrawn then, public again since), or withdrawn since
-            // then, is left out.
-            let rows = rows.into_iter().filter_map(|row| match row.visible_until {
-                None => Some(row.article),
-                Some(_) => as_listed.remove(&row.article.id),
-            });
-            let articles = articles(rows.collect())?;
+            // A moved article shows its revision of then, which may be
+            // larger than the row the budget counted: the page is cut again
+            // on what it sends. One without a public revision at the
+            // snapshot (withdrawn then, public again since), or withdrawn
+            // since then, is left out.
+            let mut shown = Vec::with_capacity(rows.len());
+            let mut bytes = 0usize;
+            let (mut covered, mut cut) = (None, false);
+            for row in rows {
+                let place = (row.listed_at, row.article.id);
+                let article = match row.visible_until {
+                    None => Some(row.article),
+                    Some(_) => as_listed.remove(&row.article.id),
+                };
+                if let Some(article) = article {
+                    let size = article.encoded_bytes_at_most();
+                    if !shown.is_empty() && bytes.saturating_add(size) > budget {
+                        cut = true;
+                        break;
+                    }
+                    bytes = bytes.saturating_add(size);
+                    shown.push(article);
+                }
+                covered = Some(place);
+            }
             Ok(ArticlePage {
-                articles,
-                next_after,
+                articles: articles(shown)?,
+                next_after: covered.filter(|_| has_more || cut),
                 snapshot_position,
             })
         })
@@ -154,7 +169,11 @@ macro_rules! select_listed {
 }
 use select_listed;
 
-/// Rows read one at a time until `limit` or `max_bytes` of article text
+/// Room for a page response's own fields (its two tokens and framing)
+/// within `MAX_PAGE_BYTES`.
+const RESPONSE_BYTES: usize = 1024;
+
+/// Rows read one at a time until `limit` or `max_bytes` of encoded articles
 /// (always at least one row), and whether more rows followed. The rows past
 /// the cut are not kept: a page of large articles holds only the budget.
 async fn take_within(
@@ -165,7 +184,7 @@ async fn take_within(
     let mut taken = Vec::new();
     let mut bytes = 0usize;
     while let Some(row) = rows.try_next().await? {
-        let size = row.article.text_bytes();
+        let size = row.article.encoded_bytes_at_most();
         if taken.len() == limit || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes) {
             return Ok((taken, true));
         }

@@ -57,9 +57,21 @@ pub(super) struct ArticleRow {
 }
 
 impl ArticleRow {
-    /// The bytes of the article's text: what its place in a response
-    /// costs, whatever the view (page cuts must not depend on it).
-    pub(super) fn text_bytes(&self) -> usize {
+    /// The most bytes the article takes in an encoded response, whatever
+    /// the view (page cuts must not depend on it): its text, and for the
+    /// rest (id, timestamps, revision, state, every field's tag and length)
+    /// a bound, so that a page within `MAX_PAGE_BYTES` fits the 4 MiB that
+    /// gRPC clients accept by default.
+    pub(super) fn encoded_bytes_at_most(&self) -> usize {
+        // The id (38), two timestamps (2 x 24), revision (11), state (2),
+        // six text fields' tags and lengths (6 x 6) and the article's own
+        // (6): 141; each tag's message, tag and lengths: 3 x 6.
+        const FIXED: usize = 144;
+        const PER_TAG: usize = 18;
+        FIXED + PER_TAG * self.tag_slugs.len() + self.text_bytes()
+    }
+
+    fn text_bytes(&self) -> usize {
         [
             &self.slug,
             &self.title,

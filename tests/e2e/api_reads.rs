@@ -461,6 +461,67 @@ async fn paging_never_shows_a_revision_from_before_a_withdrawal() {
     assert_eq!(titles, ["Kept", "Corrected"]);
 }
 
+/// Every page stays within MAX_PAGE_BYTES (4 MiB) as encoded, so a client
+/// with gRPC's default 4 MiB message limit (this test's) reads it: pages of
+/// a hundred articles of 42 KB, and pages of large articles moved after the
+/// snapshot, which show their (larger) revision of then.
+#[tokio::test]
+async fn every_page_fits_the_default_message_limit_of_grpc_clients() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for n in 0..100 {
+        let mut request = article(&format!("Fat {n}"), &["Fat"]);
+        request.body = "x".repeat(41_900);
+        publish(&mut client, request).await;
+    }
+    let (first, token) = list_page(&mut client, "fat", 100, "")
+        .await
+        .expect("a first page a default client can read");
+    let (rest, last) = list_page(&mut client, "fat", 100, &token)
+        .await
+        .expect("the rest");
+    assert_eq!(last, "");
+    let mut seen: Vec<String> = first.iter().chain(&rest).map(|a| a.id.clone()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 100);
+
+    let at = |hour: u32| format!("2024-03-01T{hour:02}:00:00Z");
+    let large = |n: u32, body: &str, hour: u32| PublishArticleRequest {
+        slug: format!("shrink-{n}"),
+        body: body.to_owned(),
+        ..article_at(&format!("Shrink {n}"), &["Shrink"], &at(hour))
+    };
+    let big = "y".repeat(1_000_000);
+    for n in 1..=6 {
+        publish(&mut client, large(n, &big, 10 + n)).await;
+    }
+    let (first, mut token) = list_page(&mut client, "shrink", 1, "").await.unwrap();
+    assert_eq!(first[0].slug, "shrink-6");
+    // Every article moves (another date) and shrinks after the snapshot.
+    for n in 1..=6 {
+        publish(&mut client, large(n, "short", n)).await;
+    }
+    let mut later = Vec::new();
+    while !token.is_empty() {
+        let (page, next) = list_page(&mut client, "shrink", 100, &token)
+            .await
+            .expect("a page a default client can read");
+        assert!(page.len() <= 4, "{} articles of 1 MB in a page", page.len());
+        later.extend(page);
+        token = next;
+    }
+    let shown: Vec<(String, i64, usize)> = later
+        .iter()
+        .map(|a| (a.slug.clone(), a.revision, a.body.len()))
+        .collect();
+    let expected: Vec<(String, i64, usize)> = (1..=5)
+        .rev()
+        .map(|n| (format!("shrink-{n}"), 1, 1_000_000))
+        .collect();
+    assert_eq!(shown, expected, "as of the snapshot, each once");
+}
+
 #[tokio::test]
 async fn an_update_moves_an_article_within_its_tag() {
     let server = TestServer::start().await;
