@@ -189,6 +189,9 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
         // an operator, the database's reason is the diagnosis.
         .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
     MIGRATOR.run(&pool).await?;
+    if token_key::make_token_key_if_missing(&pool).await? {
+        tracing::warn!("made a new token key: tokens signed with any earlier one are refused");
+    }
     tracing::info!("migrations applied");
     Ok(())
 }

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use rand::RngCore;
 use tokio::sync::OnceCell;
 
 use super::{Role, Store};
 use crate::domain::token::TokenCodec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The token codec, loaded from the database on first use: a server that
 /// starts while the database is down still starts, and its token-using calls
@@ -34,24 +33,42 @@ impl TokenKeys {
 }
 
 impl Store {
-    /// Returns the cluster's token key, creating it on first use. Concurrent
-    /// first starts race harmlessly: one insert wins and all read it back.
+    /// Returns the cluster's token key, which `migrate` makes. A missing key
+    /// is an error, never replaced here: a new key would end every token
+    /// issued so far, and replicas that still hold the old one would go on
+    /// accepting them while the others refuse them.
     pub async fn token_key(&self) -> Result<Vec<u8>> {
         self.bounded(async {
-            let mut candidate = [0u8; 32];
-            rand::rng().fill_bytes(&mut candidate);
             let mut conn = self.acquire(Role::Primary).await?;
-            sqlx::query(
-                "INSERT INTO token_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&candidate[..])
-            .execute(&mut *conn)
-            .await?;
-            let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM token_keys WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok(key)
+            let key: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT key FROM token_keys WHERE id = 1")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            key.ok_or_else(|| {
+                tracing::error!(
+                    "the token key is missing (table token_keys): restore it from a backup, \
+                     or run `article-service migrate` to make a new one, which ends every \
+                     token issued so far"
+                );
+                Error::Unavailable("the token key is missing from the database".into())
+            })
         })
         .await
     }
+}
+
+/// Makes the token key if there is none (`article-service migrate` runs it
+/// after the migrations: the migration that first made the key runs only
+/// once, and an operator whose key is lost and cannot be restored makes a
+/// new one this way, knowingly ending every token issued so far).
+pub(super) async fn make_token_key_if_missing(pool: &sqlx::PgPool) -> Result<bool> {
+    let made = sqlx::query(
+        "INSERT INTO token_keys (id, key) VALUES (1, \
+         decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex')) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(made == 1)
 }

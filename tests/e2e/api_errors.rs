@@ -408,3 +408,44 @@ async fn a_huge_tag_without_letters_is_invalid_argument() {
     assert_eq!(bad_request_fields(&status), ["tag"]);
     assert!(status.message().len() < 200, "{}", status.message());
 }
+
+/// The token key is made by `migrate`, never by a serving replica: one that
+/// finds it missing answers the calls that need it UNAVAILABLE and says why
+/// in its log, until the key is back (here: `migrate` makes a new one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_token_key_is_unavailable_until_migrate_makes_one() {
+    let database = fresh_database_with_sample().await;
+    let pool = pool(&database).await;
+    let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM token_keys")
+        .fetch_one(&pool)
+        .await
+        .expect("migrate made the key");
+    assert_eq!(key.len(), 32);
+    sqlx::query("DELETE FROM token_keys")
+        .execute(&pool)
+        .await
+        .expect("lose the key");
+    let server = TestServer::start_with(ServerOptions::new(&database)).await;
+    let mut client = server.client().await;
+    let page = ListArticlesByTagRequest {
+        tag: "Russia".into(),
+        ..Default::default()
+    };
+    let status = client
+        .list_articles_by_tag(page.clone())
+        .await
+        .expect_err("no key to sign tokens with");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    server.wait_for_log("the token key is missing", WAIT).await;
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM token_keys")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(none, 0, "the server made no key of its own");
+
+    let output = run_cli(&database, &["migrate"]);
+    assert!(output.status.success(), "{output:?}");
+    let answered = client.list_articles_by_tag(page).await.expect("a page");
+    assert_eq!(answered.into_inner().articles.len(), 1);
+    pool.close().await;
+}
