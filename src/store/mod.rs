@@ -180,6 +180,10 @@ async fn without_parallel_plans(conn: &mut sqlx::PgConnection) -> Result<(), sql
 /// `article-service migrate`: connects (waiting up to 10 s for a
 /// connection) and applies the migrations.
 pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
+    // A migration's ALTER that waits behind a long reader (a dump, an
+    // import) holds up every query on its table meanwhile: better to fail
+    // after a few seconds (the Job retries) than to stall the serving pods.
+    let options = options.options([("lock_timeout", "5s")]);
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
