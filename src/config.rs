@@ -265,6 +265,13 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_UNSENT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_unsent_bytes: u64,
 
+    /// Bytes of request messages being received, across all clients, at
+    /// most (each counted at its declared size from its first bytes until
+    /// the call ends); past it, RESOURCE_EXHAUSTED. At least
+    /// MAX_MESSAGE_BYTES, so that the largest article can always be sent.
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..=1 << 32))]
+    pub max_request_bytes: u64,
+
     /// Milliseconds a new connection has to send the HTTP/2 preface before
     /// it is closed.
     #[arg(long, env = "HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
@@ -378,6 +385,8 @@ impl ServeConfig {
             streams_per_connection: size(self.max_streams_per_connection),
             unsent_bytes: size(self.max_unsent_bytes),
             unsent_bytes_per_connection: size(self.max_unsent_bytes_per_connection),
+            request_bytes: size(self.max_request_bytes),
+            largest_publish: size(self.max_message_bytes),
             request_message_timeout: Duration::from_millis(self.request_message_timeout_ms),
         }
     }

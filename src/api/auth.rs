@@ -33,12 +33,17 @@ impl PublishAuth {
 
     /// Checks `authorization: Bearer <token>`.
     pub fn check(&self, metadata: &MetadataMap) -> Result<()> {
+        self.check_headers(metadata.as_ref())
+    }
+
+    /// [`PublishAuth::check`] on a request's HTTP headers (before tonic).
+    pub fn check_headers(&self, headers: &http::HeaderMap) -> Result<()> {
         let Some(expected) = &self.token_digest else {
             return Err(Error::PermissionDenied(
                 "publishing is disabled on this server (no publish token configured)".into(),
             ));
         };
-        let given = metadata
+        let given = headers
             .get("authorization")
             .and_then(|value| value.to_str().ok())
             .and_then(bearer_token)

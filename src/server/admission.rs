@@ -11,6 +11,10 @@
 //!   `MAX_STREAMS` in the instance and `MAX_STREAMS_PER_CONNECTION` on one
 //!   connection, counted until they end. The feed also counts its own
 //!   streams against `MAX_STREAMS`.
+//! - Request messages: PublishArticle's credentials are checked before its
+//!   request is read; its message may have `MAX_MESSAGE_BYTES`, every other
+//!   method's [`SMALL_REQUEST_BYTES`], and all messages being received at
+//!   once `MAX_REQUEST_BYTES` (`bodies::RequestBytes`).
 //! - Health Check calls are not counted: they are answered from memory,
 //!   and a replica at its limits is busy, not unready.
 //! - A request message must start to arrive within
@@ -29,13 +33,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
+use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-use super::bodies::{ByteBudget, Held, MessageDeadline};
-use super::methods::{is_health_check, is_long_lived};
+use super::bodies::{ByteBudget, Held, MessageDeadline, RequestBytes};
+use super::methods::{PUBLISH_ARTICLE_PATH, is_health_check, is_long_lived};
 use super::slot::Slot;
-use crate::api::{ConnectionInfo, ConnectionLoad, deadline};
+use crate::api::{ConnectionInfo, ConnectionLoad, PublishAuth, deadline};
 use crate::error::Error;
 
 /// Every limit of admission, from the configuration.
@@ -47,8 +52,17 @@ pub struct Limits {
     pub streams_per_connection: usize,
     pub unsent_bytes: usize,
     pub unsent_bytes_per_connection: usize,
+    /// Bytes of request messages being received (`MAX_REQUEST_BYTES`).
+    pub request_bytes: usize,
+    /// The largest PublishArticle request (`MAX_MESSAGE_BYTES`); every other
+    /// method's requests are small ([`SMALL_REQUEST_BYTES`]).
+    pub largest_publish: usize,
     pub request_message_timeout: Duration,
 }
+
+/// The largest request message of any method but PublishArticle: a stream's
+/// 100 tags of 200 four-byte characters and a token fit, twice over.
+pub const SMALL_REQUEST_BYTES: usize = 160 * 1024;
 
 /// The instance's counters, shared by every connection.
 #[derive(Debug, Default)]
@@ -62,13 +76,23 @@ struct Instance {
 pub struct AdmissionLayer {
     limits: Limits,
     instance: Arc<Instance>,
+    /// Bytes of request messages being received, as permits.
+    request_bytes: Arc<Semaphore>,
+    auth: PublishAuth,
 }
 
 impl AdmissionLayer {
-    pub fn new(limits: Limits) -> Self {
+    /// `auth`: PublishArticle's credentials are checked before its request
+    /// is read, so that only a publisher can make the server take in a
+    /// large message.
+    pub fn new(limits: Limits, auth: PublishAuth) -> Self {
         Self {
+            request_bytes: Arc::new(Semaphore::new(
+                limits.request_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             limits,
             instance: Arc::default(),
+            auth,
         }
     }
 }
@@ -81,6 +105,8 @@ impl<S> Layer<S> for AdmissionLayer {
             inner,
             limits: self.limits,
             instance: self.instance.clone(),
+            request_bytes: self.request_bytes.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -90,6 +116,8 @@ pub struct Admission<S> {
     inner: S,
     limits: Limits,
     instance: Arc<Instance>,
+    request_bytes: Arc<Semaphore>,
+    auth: PublishAuth,
 }
 
 impl<S> Admission<S> {
@@ -169,7 +197,14 @@ where
         if is_health_check(request.uri().path()) {
             return Box::pin(self.inner.call(request));
         }
-        let long_lived = is_long_lived(request.uri().path());
+        let path = request.uri().path();
+        let publishing = path == PUBLISH_ARTICLE_PATH;
+        if publishing && let Err(error) = self.auth.check_headers(request.headers()) {
+            return Box::pin(std::future::ready(Ok(
+                tonic::Status::from(error).into_http()
+            )));
+        }
+        let long_lived = is_long_lived(path);
         // Every accepted connection carries its load; a request without one
         // (none today) is counted against a load of its own.
         let load = connection_load(&request).unwrap_or_default();
@@ -183,7 +218,16 @@ where
             }
         };
         let timeout = self.limits.request_message_timeout;
-        let request = request.map(|body| Body::new(MessageDeadline::new(body, timeout)));
+        let max_message = if publishing {
+            self.limits.largest_publish
+        } else {
+            SMALL_REQUEST_BYTES
+        };
+        let request_bytes = self.request_bytes.clone();
+        let request = request.map(|body| {
+            let counted = RequestBytes::new(body, max_message, request_bytes);
+            Body::new(MessageDeadline::new(counted, timeout))
+        });
         // Streams' bytes are the feed's to bound; unary responses are
         // bounded here.
         let budget = (!long_lived).then(|| ByteBudget {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 use super::slot::Slot;
@@ -69,6 +70,101 @@ where
             return Poll::Ready(Some(Err(status)));
         }
         Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// A request body whose first message may have at most `max_message`
+    /// bytes, and takes that many from the instance's `budget` (as declared
+    /// by the message's length prefix, when it arrives) until the body is
+    /// dropped with its call: what clients make the server take in of
+    /// requests is bounded whatever they send. Past either limit the call
+    /// ends RESOURCE_EXHAUSTED before the message is read.
+    pub struct RequestBytes<B> {
+        #[pin]
+        inner: B,
+        max_message: usize,
+        budget: Arc<Semaphore>,
+        // The first message's 5-byte prefix (compression flag, length), as
+        // it arrives: `seen` of its bytes so far.
+        prefix: [u8; 5],
+        seen: usize,
+        permit: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<B> RequestBytes<B> {
+    pub fn new(inner: B, max_message: usize, budget: Arc<Semaphore>) -> Self {
+        Self {
+            inner,
+            max_message,
+            budget,
+            prefix: [0; 5],
+            seen: 0,
+            permit: None,
+        }
+    }
+}
+
+impl<B> Body for RequestBytes<B>
+where
+    B: Body<Data = Bytes, Error = tonic::Status>,
+{
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.project();
+        let polled = std::task::ready!(this.inner.poll_frame(cx));
+        let prefix_done = *this.seen == this.prefix.len();
+        if let (false, Some(Ok(frame))) = (prefix_done, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            for (slot, byte) in this.prefix.iter_mut().skip(*this.seen).zip(data.iter()) {
+                *slot = *byte;
+                *this.seen += 1;
+            }
+            if *this.seen == this.prefix.len() {
+                let [_, length @ ..] = *this.prefix;
+                let length = u32::from_be_bytes(length);
+                let refused =
+                    if usize::try_from(length).map_or(true, |bytes| bytes > *this.max_message) {
+                        Some(format!(
+                            "a request message of {length} bytes; this method takes at most {}",
+                            this.max_message
+                        ))
+                    } else {
+                        match this.budget.clone().try_acquire_many_owned(length) {
+                            Ok(permit) => {
+                                *this.permit = Some(permit);
+                                None
+                            }
+                            Err(_) => Some(
+                                "the server is receiving as many request bytes as it allows; \
+                             retry with backoff"
+                                    .to_owned(),
+                            ),
+                        }
+                    };
+                if let Some(why) = refused {
+                    return Poll::Ready(Some(Err(tonic::Status::from(Error::ResourceExhausted(
+                        why,
+                    )))));
+                }
+            }
+        }
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {

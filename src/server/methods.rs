@@ -13,6 +13,7 @@ use crate::proto::article_service_server::SERVICE_NAME as ARTICLES;
 /// feed streams, cached GetArticle hits); the test below holds them to the
 /// generated service name.
 pub(super) const GET_ARTICLE_PATH: &str = "/newsroom.content.v1.ArticleService/GetArticle";
+pub(super) const PUBLISH_ARTICLE_PATH: &str = "/newsroom.content.v1.ArticleService/PublishArticle";
 pub(super) const STREAM_NEW_ARTICLES_PATH: &str =
     "/newsroom.content.v1.ArticleService/StreamNewArticles";
 pub(super) const STREAM_ARTICLE_CHANGES_PATH: &str =
@@ -69,6 +70,7 @@ mod tests {
     #[test]
     fn the_paths_answered_before_tonic_are_the_services() {
         assert_eq!(GET_ARTICLE_PATH, format!("/{ARTICLES}/GetArticle"));
+        assert_eq!(PUBLISH_ARTICLE_PATH, format!("/{ARTICLES}/PublishArticle"));
         assert_eq!(
             STREAM_NEW_ARTICLES_PATH,
             format!("/{ARTICLES}/StreamNewArticles")

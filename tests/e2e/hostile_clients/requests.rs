@@ -254,3 +254,117 @@ async fn a_cached_article_is_answered_alike_however_its_request_arrives() {
     let answer = raw::call(&mut h2, request, oversized).await;
     assert_eq!(answer.code(), Code::ResourceExhausted as i32, "{answer:?}");
 }
+
+/// Opens a call and sends `first` of its body (no END_STREAM): the rest is
+/// the caller's to send on the returned stream.
+async fn open_call(
+    h2: &mut h2::client::SendRequest<bytes::Bytes>,
+    request: http::Request<()>,
+    first: bytes::Bytes,
+) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+    let mut ready = h2.clone().ready().await.expect("a stream");
+    let (response, mut stream) = ready.send_request(request, false).expect("headers");
+    stream.send_data(first, false).expect("the first bytes");
+    *h2 = ready;
+    (response, stream)
+}
+
+/// The grpc-status of an answer's headers (trailers-only), within 3 s.
+async fn answered_at_once(response: h2::client::ResponseFuture) -> i32 {
+    let response = tokio::time::timeout(Duration::from_secs(3), response)
+        .await
+        .expect("answered without the rest of the message")
+        .expect("headers");
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a trailers-only answer")
+}
+
+/// What a client makes the server take in of requests is bounded before
+/// the message is read: a message larger than its method takes is refused
+/// from its length prefix; PublishArticle without the token is refused
+/// before its body; and messages being received together stay within
+/// MAX_REQUEST_BYTES (one that would go past is refused, the others go on).
+#[tokio::test(flavor = "multi_thread")]
+async fn request_messages_are_bounded_before_they_are_read() {
+    let server = TestServer::start_with(
+        ServerOptions::new(&fresh_database().await)
+            .env("MAX_MESSAGE_BYTES", "65536")
+            .env("MAX_REQUEST_BYTES", "65536"),
+    )
+    .await;
+    let publish_path = "/newsroom.content.v1.ArticleService/PublishArticle";
+    let bearer = format!("Bearer {PUBLISH_TOKEN}");
+    let mut h2 = raw::connect(server.addr).await;
+
+    // A GetArticle declaring 200 KiB: refused from its first 5 bytes.
+    let prefix = bytes::Bytes::from([&[0u8][..], &204_800u32.to_be_bytes()[..]].concat());
+    let (response, _held) =
+        open_call(&mut h2, raw::request(server.addr, GET_ARTICLE, &[]), prefix).await;
+    assert_eq!(
+        answered_at_once(response).await,
+        Code::ResourceExhausted as i32
+    );
+
+    // A PublishArticle without the token: refused before any body.
+    let (response, _held) = open_call(
+        &mut h2,
+        raw::request(
+            server.addr,
+            publish_path,
+            &[("authorization", "Bearer wrong")],
+        ),
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        answered_at_once(response).await,
+        Code::Unauthenticated as i32
+    );
+
+    // A publisher's 60 KB article, half sent: its bytes are taken...
+    let mut large = article("Received slowly", &["Budget"]);
+    large.body = "b".repeat(60_000);
+    let framed = raw::frame(false, &large.encode_to_vec());
+    let auth = [("authorization", bearer.as_str())];
+    let (slow, mut rest) = open_call(
+        &mut h2,
+        raw::request(server.addr, publish_path, &auth),
+        framed.slice(..30_000),
+    )
+    .await;
+    // (The server takes them as the bytes reach the call's task.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so another 10 KB one does not fit beside it.
+    let mut small = article("Too many bytes at once", &["Budget"]);
+    small.body = "s".repeat(10_000);
+    let answer = raw::call(
+        &mut h2,
+        raw::request(server.addr, publish_path, &auth),
+        raw::frame(false, &small.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(
+        answer.code(),
+        Code::ResourceExhausted as i32,
+        "{:?}",
+        answer.headers
+    );
+    // The first goes on and is stored; then the budget is free again.
+    rest.send_data(framed.slice(30_000..), true)
+        .expect("the rest");
+    let answer = tokio::time::timeout(Duration::from_secs(10), raw::read(slow))
+        .await
+        .expect("the slow publish ends");
+    assert_eq!(answer.code(), 0, "{:?}", answer.trailers);
+    let answer = raw::call(
+        &mut h2,
+        raw::request(server.addr, publish_path, &auth),
+        raw::frame(false, &small.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(answer.code(), 0, "{:?}", answer.trailers);
+}
