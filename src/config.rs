@@ -386,7 +386,7 @@ impl ServeConfig {
             unsent_bytes: size(self.max_unsent_bytes),
             unsent_bytes_per_connection: size(self.max_unsent_bytes_per_connection),
             request_bytes: size(self.max_request_bytes),
-            largest_publish: size(self.max_message_bytes),
+            largest_message: size(self.max_message_bytes),
             request_message_timeout: Duration::from_millis(self.request_message_timeout_ms),
         }
     }

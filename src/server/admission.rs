@@ -12,9 +12,9 @@
 //!   connection, counted until they end. The feed also counts its own
 //!   streams against `MAX_STREAMS`.
 //! - Request messages: PublishArticle's credentials are checked before its
-//!   request is read; its message may have `MAX_MESSAGE_BYTES`, every other
-//!   method's [`SMALL_REQUEST_BYTES`], and all messages being received at
-//!   once `MAX_REQUEST_BYTES` (`bodies::RequestBytes`).
+//!   request is read; a message larger than `MAX_MESSAGE_BYTES` is refused
+//!   from its length prefix, and all messages being received at once share
+//!   `MAX_REQUEST_BYTES` (`bodies::RequestBytes`).
 //! - Health Check calls are not counted: they are answered from memory,
 //!   and a replica at its limits is busy, not unready.
 //! - A request message must start to arrive within
@@ -54,15 +54,10 @@ pub struct Limits {
     pub unsent_bytes_per_connection: usize,
     /// Bytes of request messages being received (`MAX_REQUEST_BYTES`).
     pub request_bytes: usize,
-    /// The largest PublishArticle request (`MAX_MESSAGE_BYTES`); every other
-    /// method's requests are small ([`SMALL_REQUEST_BYTES`]).
-    pub largest_publish: usize,
+    /// The largest request message (`MAX_MESSAGE_BYTES`).
+    pub largest_message: usize,
     pub request_message_timeout: Duration,
 }
-
-/// The largest request message of any method but PublishArticle: a stream's
-/// 100 tags of 200 four-byte characters and a token fit, twice over.
-pub const SMALL_REQUEST_BYTES: usize = 160 * 1024;
 
 /// The instance's counters, shared by every connection.
 #[derive(Debug, Default)]
@@ -198,8 +193,9 @@ where
             return Box::pin(self.inner.call(request));
         }
         let path = request.uri().path();
-        let publishing = path == PUBLISH_ARTICLE_PATH;
-        if publishing && let Err(error) = self.auth.check_headers(request.headers()) {
+        if path == PUBLISH_ARTICLE_PATH
+            && let Err(error) = self.auth.check_headers(request.headers())
+        {
             return Box::pin(std::future::ready(Ok(
                 tonic::Status::from(error).into_http()
             )));
@@ -218,11 +214,7 @@ where
             }
         };
         let timeout = self.limits.request_message_timeout;
-        let max_message = if publishing {
-            self.limits.largest_publish
-        } else {
-            SMALL_REQUEST_BYTES
-        };
+        let max_message = self.limits.largest_message;
         let request_bytes = self.request_bytes.clone();
         let request = request.map(|body| {
             let counted = RequestBytes::new(body, max_message, request_bytes);

@@ -135,8 +135,10 @@ where
                 *slot = *byte;
                 *this.seen += 1;
             }
-            if *this.seen == this.prefix.len() {
-                let [_, length @ ..] = *this.prefix;
+            // A first byte other than the compression flag (0 or 1) is no
+            // gRPC message: tonic refuses it as such.
+            let [flag, length @ ..] = *this.prefix;
+            if *this.seen == this.prefix.len() && flag <= 1 {
                 let length = u32::from_be_bytes(length);
                 let refused =
                     if usize::try_from(length).map_or(true, |bytes| bytes > *this.max_message) {
@@ -335,6 +337,42 @@ mod tests {
             instance_limit: usize::MAX,
             progress: progress.clone(),
         }
+    }
+
+    /// A request body of these frames.
+    fn request(frames: &[&[u8]]) -> impl Body<Data = Bytes, Error = tonic::Status> + Unpin {
+        let frames: Vec<Result<Frame<Bytes>, tonic::Status>> = frames
+            .iter()
+            .map(|bytes| Ok(Frame::data(Bytes::copy_from_slice(bytes))))
+            .collect();
+        http_body_util::StreamBody::new(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_request_message_takes_its_declared_bytes_until_it_is_dropped() {
+        let budget = Arc::new(Semaphore::new(100));
+        // The prefix split over two frames: 60 bytes declared.
+        let mut first =
+            RequestBytes::new(request(&[&[0, 0], &[0, 0, 60, 1, 2]]), 80, budget.clone());
+        while let Some(frame) = first.frame().await {
+            frame.unwrap();
+        }
+        assert_eq!(budget.available_permits(), 40);
+        // 50 more do not fit beside it: refused before the rest is read.
+        let mut second = RequestBytes::new(request(&[&[0, 0, 0, 0, 50]]), 80, budget.clone());
+        let refused = second.frame().await.unwrap().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        // Over the message limit: refused whatever the budget.
+        drop(first);
+        assert_eq!(budget.available_permits(), 100);
+        let mut large = RequestBytes::new(request(&[&[0, 0, 0, 0, 90]]), 80, budget.clone());
+        let refused = large.frame().await.unwrap().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        // Not a gRPC message (no compression flag): passed on for tonic to
+        // refuse, nothing taken.
+        let mut other = RequestBytes::new(request(&[b"POST / HTTP/1.1"]), 80, budget.clone());
+        assert!(other.frame().await.unwrap().is_ok());
+        assert_eq!(budget.available_permits(), 100);
     }
 
     #[tokio::test]

@@ -189,9 +189,15 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        // sqlx's own message (it names no password): for a command run by
-        // an operator, the database's reason is the diagnosis.
-        .map_err(|error| anyhow::anyhow!("cannot connect to the database: {error}"))?;
+        // With sqlx's own message (it names no password): for a command run
+        // by an operator, the database's reason is the diagnosis.
+        .map_err(|error| {
+            let detail = error.to_string();
+            anyhow::anyhow!(
+                "cannot connect to the database: {} ({detail})",
+                Error::from(error)
+            )
+        })?;
     MIGRATOR.run(&pool).await?;
     if token_key::make_token_key_if_missing(&pool).await? {
         tracing::warn!("made a new token key: tokens signed with any earlier one are refused");

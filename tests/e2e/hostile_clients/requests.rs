@@ -284,7 +284,7 @@ async fn answered_at_once(response: h2::client::ResponseFuture) -> i32 {
 }
 
 /// What a client makes the server take in of requests is bounded before
-/// the message is read: a message larger than its method takes is refused
+/// the message is read: a message larger than MAX_MESSAGE_BYTES is refused
 /// from its length prefix; PublishArticle without the token is refused
 /// before its body; and messages being received together stay within
 /// MAX_REQUEST_BYTES (one that would go past is refused, the others go on).
