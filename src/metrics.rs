@@ -21,6 +21,7 @@ pub const CALLS: &str = "grpc_server_handled_total";
 pub const CALL_SECONDS: &str = "grpc_server_handling_seconds";
 pub const OPEN_STREAMS: &str = "article_feed_open_streams";
 pub const LISTENER_RECONNECTS: &str = "article_feed_listener_reconnects_total";
+pub const FEED_LISTENING: &str = "article_feed_listening";
 pub const FEED_HEAD: &str = "article_feed_head_position";
 pub const FEED_DELIVERED: &str = "article_feed_delivered_position";
 pub const POOL_CONNECTIONS: &str = "article_db_pool_connections";
@@ -121,6 +122,10 @@ fn describe() {
     describe_gauge!(
         OPEN_STREAMS,
         "Feed streams (StreamNewArticles and StreamArticleChanges) open now."
+    );
+    describe_gauge!(
+        FEED_LISTENING,
+        "1 while the feed's LISTEN connection is up, else 0 (streams then get nothing new and the read cache serves nothing)."
     );
     describe_counter!(
         LISTENER_RECONNECTS,

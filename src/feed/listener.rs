@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use super::{BroadcastTokens, ChangePayload, Feed, FeedEvent, FeedItem, Retained};
 use crate::domain::lifecycle::ChangeKind;
 use crate::domain::token::Token;
-use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, LISTENER_RECONNECTS};
+use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, FEED_LISTENING, LISTENER_RECONNECTS};
 use crate::store::{BatchLimits, ChangeFilter, Notification, Notifications};
 
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
@@ -20,6 +20,8 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
     let mut retained = Retained::new(feed.settings.buffer_bytes);
     let reconnects = metrics::counter!(LISTENER_RECONNECTS);
     reconnects.absolute(0);
+    // Not listening until the first connection.
+    metrics::gauge!(FEED_LISTENING).set(0.0);
     let mut connected_before = false;
     let mut backoff = Duration::from_millis(100);
     while !feed.shutdown.is_cancelled() {
@@ -45,7 +47,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
         };
         // Changes notified while we were not listening are lost: the read
         // cache starts again from empty.
-        feed.cache.set_listening(true);
+        set_listening(&feed, true);
         // Whatever was stored while we were not listening (and a database
         // restored meanwhile).
         check_head(&feed, &mut position, &mut lag).await;
@@ -65,7 +67,7 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                     // forever instead of failing: make sure it answers.
                     if !listener.answers().await {
                         tracing::warn!("feed listener connection does not answer; reconnecting");
-                        feed.cache.set_listening(false);
+                        set_listening(&feed, false);
                         break;
                     }
                 }
@@ -88,18 +90,27 @@ pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
                     }
                     Ok(None) => {
                         tracing::warn!("feed listener lost its connection; reconnecting");
-                        feed.cache.set_listening(false);
+                        set_listening(&feed, false);
                         break;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "feed listener failed; reconnecting");
-                        feed.cache.set_listening(false);
+                        set_listening(&feed, false);
                         break;
                     }
                 },
             }
         }
     }
+}
+
+/// Whether the LISTEN connection is up: the read cache serves only while
+/// it is (it hears of changes through it), and `article_feed_listening`
+/// shows it, since a listener that cannot connect at all moves no other
+/// series (its lag is read through that connection).
+fn set_listening(feed: &Feed, listening: bool) {
+    feed.cache.set_listening(listening);
+    metrics::gauge!(FEED_LISTENING).set(if listening { 1.0 } else { 0.0 });
 }
 
 /// Positions never go back, so a head below what we broadcast means the

@@ -203,18 +203,24 @@ async fn metrics_show_feed_lag_and_listener_reconnects() {
         metric_value(&body, "article_feed_listener_reconnects_total"),
         Some(0.0)
     );
+    assert_eq!(metric_value(&body, "article_feed_listening"), Some(1.0));
 
     // Cut: every connection drops, the listener's too, and it keeps trying
-    // until the database is back.
+    // until the database is back; meanwhile it is not listening.
     proxy.cut();
     eventually("health NOT_SERVING", Duration::from_secs(10), || async {
         server.health().await == NOT_SERVING
     })
     .await;
+    scrape_until(&addr, "not listening", |body| {
+        metric_value(body, "article_feed_listening") == Some(0.0)
+    })
+    .await;
     proxy.restore();
     server.wait_until_serving().await;
-    scrape_until(&addr, "one reconnect", |body| {
+    scrape_until(&addr, "one reconnect, listening again", |body| {
         metric_value(body, "article_feed_listener_reconnects_total") == Some(1.0)
+            && metric_value(body, "article_feed_listening") == Some(1.0)
     })
     .await;
 
