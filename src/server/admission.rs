@@ -14,11 +14,11 @@
 //! - Request messages: PublishArticle's credentials are checked before its
 //!   request is read; a message larger than `MAX_MESSAGE_BYTES` is refused
 //!   from its length prefix, and all messages being received at once share
-//!   `MAX_REQUEST_BYTES` (`bodies::RequestBytes`).
+//!   `MAX_REQUEST_BYTES` (`bodies::MessageBytes`).
 //! - Health Check calls are not counted: they are answered from memory,
 //!   and a replica at its limits is busy, not unready.
 //! - A request message must start to arrive within
-//!   `REQUEST_MESSAGE_TIMEOUT_MS` of its headers (`bodies::MessageDeadline`).
+//!   `REQUEST_MESSAGE_TIMEOUT_MS` of its headers (`bodies::RequestBody`).
 //! - Unary responses not yet written are bounded in bytes per connection and
 //!   in total (`bodies::Held`).
 //!
@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
-use super::bodies::{ByteBudget, Held, MessageDeadline, RequestBytes};
+use super::bodies::{ByteBudget, Held, MessageBytes, RequestBody};
 use super::methods::{PUBLISH_ARTICLE_PATH, is_health_check, is_long_lived};
 use super::slot::Slot;
 use crate::api::{ConnectionInfo, ConnectionLoad, PublishAuth, deadline};
@@ -217,8 +217,8 @@ where
         let max_message = self.limits.largest_message;
         let request_bytes = self.request_bytes.clone();
         let request = request.map(|body| {
-            let counted = RequestBytes::new(body, max_message, request_bytes);
-            Body::new(MessageDeadline::new(counted, timeout))
+            let bytes = MessageBytes::new(max_message, request_bytes);
+            Body::new(RequestBody::new(body, timeout, bytes))
         });
         // Streams' bytes are the feed's to bound; unary responses are
         // bounded here.

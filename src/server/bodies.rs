@@ -1,5 +1,6 @@
 //! The bodies admission wraps around a call: the request's, which must
-//! start to arrive in time, and the response's, which holds the call's
+//! start to arrive in time and whose message's bytes are bounded and
+//! counted, and the response's, which holds the call's
 //! slots until its last byte is handed to the connection and keeps unary
 //! responses within their byte budgets.
 
@@ -20,29 +21,33 @@ use super::slot::Slot;
 use crate::error::Error;
 
 pin_project! {
-    /// A request body whose first frame must arrive within a timeout of the
-    /// headers: a client that sends headers and then nothing gives up its
-    /// slot quickly instead of holding it for the whole request timeout.
-    pub struct MessageDeadline<B> {
+    /// A request body, as admission bounds it: its first frame must arrive
+    /// within a timeout of the headers (a client that sends headers and then
+    /// nothing gives up its slot quickly instead of holding it for the whole
+    /// request timeout), and its message's bytes are counted
+    /// ([`MessageBytes`]).
+    pub struct RequestBody<B> {
         #[pin]
         inner: B,
         // `None` once the message started (or the body ended).
         deadline: Option<Pin<Box<Sleep>>>,
         timeout: Duration,
+        bytes: MessageBytes,
     }
 }
 
-impl<B> MessageDeadline<B> {
-    pub fn new(inner: B, timeout: Duration) -> Self {
+impl<B> RequestBody<B> {
+    pub fn new(inner: B, timeout: Duration, bytes: MessageBytes) -> Self {
         Self {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
             timeout,
+            bytes,
         }
     }
 }
 
-impl<B> Body for MessageDeadline<B>
+impl<B> Body for RequestBody<B>
 where
     B: Body<Data = Bytes, Error = tonic::Status>,
 {
@@ -54,10 +59,15 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if polled.is_ready() {
+        if let Poll::Ready(polled) = this.inner.poll_frame(cx) {
             *this.deadline = None;
-            return polled;
+            if let Some(Ok(frame)) = &polled
+                && let Some(data) = frame.data_ref()
+                && let Err(refused) = this.bytes.saw(data)
+            {
+                return Poll::Ready(Some(Err(refused)));
+            }
+            return Poll::Ready(polled);
         }
         if let Some(deadline) = this.deadline
             && deadline.as_mut().poll(cx).is_ready()
@@ -81,100 +91,66 @@ where
     }
 }
 
-pin_project! {
-    /// A request body whose first message may have at most `max_message`
-    /// bytes, and takes that many from the instance's `budget` (as declared
-    /// by the message's length prefix, when it arrives) until the body is
-    /// dropped with its call: what clients make the server take in of
-    /// requests is bounded whatever they send. Past either limit the call
-    /// ends RESOURCE_EXHAUSTED before the message is read.
-    pub struct RequestBytes<B> {
-        #[pin]
-        inner: B,
-        max_message: usize,
-        budget: Arc<Semaphore>,
-        // The first message's 5-byte prefix (compression flag, length), as
-        // it arrives: `seen` of its bytes so far.
-        prefix: [u8; 5],
-        seen: usize,
-        permit: Option<OwnedSemaphorePermit>,
-    }
+/// The bytes of a request's first message: at most `max_message`, and
+/// taken from the instance's `budget` at its declared size (its length
+/// prefix, once that has arrived) until the call ends and this is dropped,
+/// so that what clients make the server take in of requests is bounded
+/// whatever they send. Past either limit the call ends RESOURCE_EXHAUSTED
+/// before the message is read.
+pub struct MessageBytes {
+    max_message: usize,
+    budget: Arc<Semaphore>,
+    // The 5-byte prefix (compression flag, length) as it arrives: `seen` of
+    // its bytes so far.
+    prefix: [u8; 5],
+    seen: usize,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
-impl<B> RequestBytes<B> {
-    pub fn new(inner: B, max_message: usize, budget: Arc<Semaphore>) -> Self {
+impl MessageBytes {
+    pub fn new(max_message: usize, budget: Arc<Semaphore>) -> Self {
         Self {
-            inner,
             max_message,
             budget,
             prefix: [0; 5],
             seen: 0,
-            permit: None,
+            _permit: None,
         }
     }
-}
 
-impl<B> Body for RequestBytes<B>
-where
-    B: Body<Data = Bytes, Error = tonic::Status>,
-{
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        let this = self.project();
-        let polled = std::task::ready!(this.inner.poll_frame(cx));
-        let prefix_done = *this.seen == this.prefix.len();
-        if let (false, Some(Ok(frame))) = (prefix_done, &polled)
-            && let Some(data) = frame.data_ref()
-        {
-            for (slot, byte) in this.prefix.iter_mut().skip(*this.seen).zip(data.iter()) {
-                *slot = *byte;
-                *this.seen += 1;
-            }
-            // A first byte other than the compression flag (0 or 1) is no
-            // gRPC message: tonic refuses it as such.
-            let [flag, length @ ..] = *this.prefix;
-            if *this.seen == this.prefix.len() && flag <= 1 {
-                let length = u32::from_be_bytes(length);
-                let refused =
-                    if usize::try_from(length).map_or(true, |bytes| bytes > *this.max_message) {
-                        Some(format!(
-                            "a request message of {length} bytes; this method takes at most {}",
-                            this.max_message
-                        ))
-                    } else {
-                        match this.budget.clone().try_acquire_many_owned(length) {
-                            Ok(permit) => {
-                                *this.permit = Some(permit);
-                                None
-                            }
-                            Err(_) => Some(
-                                "the server is receiving as many request bytes as it allows; \
-                             retry with backoff"
-                                    .to_owned(),
-                            ),
-                        }
-                    };
-                if let Some(why) = refused {
-                    return Poll::Ready(Some(Err(tonic::Status::from(Error::ResourceExhausted(
-                        why,
-                    )))));
-                }
-            }
+    /// Takes in the next bytes of the body; an error once the prefix shows
+    /// a message that does not fit.
+    fn saw(&mut self, data: &[u8]) -> Result<(), tonic::Status> {
+        if self.seen == self.prefix.len() {
+            return Ok(());
         }
-        Poll::Ready(polled)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        for (slot, byte) in self.prefix.iter_mut().skip(self.seen).zip(data) {
+            *slot = *byte;
+            self.seen += 1;
+        }
+        // A first byte other than the compression flag (0 or 1) is no gRPC
+        // message: tonic refuses it as such.
+        let [flag, length @ ..] = self.prefix;
+        if self.seen < self.prefix.len() || flag > 1 {
+            return Ok(());
+        }
+        let length = u32::from_be_bytes(length);
+        if usize::try_from(length).map_or(true, |bytes| bytes > self.max_message) {
+            return Err(tonic::Status::from(Error::ResourceExhausted(format!(
+                "a request message of {length} bytes; this method takes at most {}",
+                self.max_message
+            ))));
+        }
+        match self.budget.clone().try_acquire_many_owned(length) {
+            Ok(permit) => {
+                self._permit = Some(permit);
+                Ok(())
+            }
+            Err(_) => Err(tonic::Status::from(Error::ResourceExhausted(
+                "the server is receiving as many request bytes as it allows; retry with backoff"
+                    .to_owned(),
+            ))),
+        }
     }
 }
 
@@ -339,39 +315,29 @@ mod tests {
         }
     }
 
-    /// A request body of these frames.
-    fn request(frames: &[&[u8]]) -> impl Body<Data = Bytes, Error = tonic::Status> + Unpin {
-        let frames: Vec<Result<Frame<Bytes>, tonic::Status>> = frames
-            .iter()
-            .map(|bytes| Ok(Frame::data(Bytes::copy_from_slice(bytes))))
-            .collect();
-        http_body_util::StreamBody::new(futures::stream::iter(frames))
-    }
-
-    #[tokio::test]
-    async fn a_request_message_takes_its_declared_bytes_until_it_is_dropped() {
+    #[test]
+    fn a_request_message_takes_its_declared_bytes_until_it_is_dropped() {
         let budget = Arc::new(Semaphore::new(100));
         // The prefix split over two frames: 60 bytes declared.
-        let mut first =
-            RequestBytes::new(request(&[&[0, 0], &[0, 0, 60, 1, 2]]), 80, budget.clone());
-        while let Some(frame) = first.frame().await {
-            frame.unwrap();
-        }
+        let mut first = MessageBytes::new(80, budget.clone());
+        assert!(first.saw(&[0, 0]).is_ok());
+        assert!(first.saw(&[0, 0, 60, 1, 2]).is_ok());
+        assert!(first.saw(&[3; 58]).is_ok());
         assert_eq!(budget.available_permits(), 40);
         // 50 more do not fit beside it: refused before the rest is read.
-        let mut second = RequestBytes::new(request(&[&[0, 0, 0, 0, 50]]), 80, budget.clone());
-        let refused = second.frame().await.unwrap().unwrap_err();
+        let mut second = MessageBytes::new(80, budget.clone());
+        let refused = second.saw(&[0, 0, 0, 0, 50]).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         // Over the message limit: refused whatever the budget.
         drop(first);
         assert_eq!(budget.available_permits(), 100);
-        let mut large = RequestBytes::new(request(&[&[0, 0, 0, 0, 90]]), 80, budget.clone());
-        let refused = large.frame().await.unwrap().unwrap_err();
+        let mut large = MessageBytes::new(80, budget.clone());
+        let refused = large.saw(&[0, 0, 0, 0, 90]).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        // Not a gRPC message (no compression flag): passed on for tonic to
+        // Not a gRPC message (no compression flag): left for tonic to
         // refuse, nothing taken.
-        let mut other = RequestBytes::new(request(&[b"POST / HTTP/1.1"]), 80, budget.clone());
-        assert!(other.frame().await.unwrap().is_ok());
+        let mut other = MessageBytes::new(80, budget.clone());
+        assert!(other.saw(b"POST / HTTP/1.1").is_ok());
         assert_eq!(budget.available_permits(), 100);
     }
 
