@@ -34,7 +34,7 @@ use pool::Role;
 use crate::error::{Error, Result};
 
 /// Migrations embedded in the binary, so `migrate` works from any directory.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How the pool talks to the database.
 #[derive(Debug, Clone)]
@@ -198,10 +198,21 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
                 Error::from(error)
             )
         })?;
-    MIGRATOR.run(&pool).await?;
-    if token_key::make_token_key_if_missing(&pool).await? {
-        tracing::warn!("made a new token key: tokens signed with any earlier one are refused");
-    }
+    run_migrations(&pool).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Applies the migrations on `pool`, then makes the token key if none is
+/// stored (`token_key`): what `migrate` does once connected, and what a
+/// fresh database needs before it is served.
+pub async fn run_migrations(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    if token_key::make_token_key_if_missing(pool).await? {
+        tracing::info!(
+            "made the token key, none being stored: tokens signed with an earlier one, if there \
+             was one, are refused"
+        );
+    }
     Ok(())
 }

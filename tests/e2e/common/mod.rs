@@ -67,8 +67,7 @@ pub async fn fresh_database_created_with(options: &str) -> String {
     .expect("create the test database");
     let url = database_url_named(&name);
     let pool = pool(&url).await;
-    article_service::store::MIGRATOR
-        .run(&pool)
+    article_service::store::run_migrations(&pool)
         .await
         .expect("migrate");
     pool.close().await;
