@@ -89,6 +89,12 @@ impl ArticleApi {
         }
     }
 
+    /// The publish token's check, for the server to apply before it reads
+    /// a PublishArticle request (`server::admission`).
+    pub fn publish_auth(&self) -> PublishAuth {
+        self.auth.clone()
+    }
+
     /// Calls take at most `timeout` (see `deadline`).
     pub fn with_request_timeout(self, timeout: Duration) -> Self {
         Self {

@@ -189,10 +189,10 @@ where
         if let Some(status) = expired(&request) {
             return Box::pin(std::future::ready(Ok(status.into_http())));
         }
-        if is_health_check(request.uri().path()) {
+        let path = request.uri().path();
+        if is_health_check(path) {
             return Box::pin(self.inner.call(request));
         }
-        let path = request.uri().path();
         if path == PUBLISH_ARTICLE_PATH
             && let Err(error) = self.auth.check_headers(request.headers())
         {

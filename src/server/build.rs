@@ -20,7 +20,7 @@ use super::ends_on_shutdown::EndsOnShutdown;
 use super::feed_streams::FeedStreamsLayer;
 use super::grpc_web;
 use super::message_size::oversized_is_resource_exhausted;
-use crate::api::{ArticleApi, PublishAuth};
+use crate::api::ArticleApi;
 use crate::config::{ResponseCompression, ServeConfig};
 use crate::proto::article_service_server::ArticleServiceServer;
 
@@ -44,6 +44,12 @@ pub fn serve(
     health: HealthServer<impl tonic_health::pb::health_server::Health>,
     stopping: CancellationToken,
 ) -> anyhow::Result<Serving> {
+    anyhow::ensure!(
+        config.max_request_bytes >= config.max_message_bytes,
+        "MAX_REQUEST_BYTES ({}) is below MAX_MESSAGE_BYTES ({}): the largest article could never be received",
+        config.max_request_bytes,
+        config.max_message_bytes
+    );
     // Old grpcurl speaks only v1alpha; newer clients ask for v1.
     let reflection_v1 = EndsOnShutdown::new(reflection().build_v1()?, stopping.clone());
     let reflection_v1alpha = EndsOnShutdown::new(reflection().build_v1alpha()?, stopping.clone());
@@ -55,12 +61,6 @@ pub fn serve(
     let addr = incoming.local_addr()?;
     let incoming = accepting(incoming, config.connection_timeouts());
 
-    anyhow::ensure!(
-        config.max_request_bytes >= config.max_message_bytes,
-        "MAX_REQUEST_BYTES ({}) is below MAX_MESSAGE_BYTES ({}): the largest article could never be received",
-        config.max_request_bytes,
-        config.max_message_bytes
-    );
     let stop = CancellationToken::new();
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
     let server = hardened(Server::builder(), config)?
@@ -73,10 +73,7 @@ pub fn serve(
         .layer(tower::util::MapResponseLayer::new(grpc_web::boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
-        .layer(AdmissionLayer::new(
-            config.limits(),
-            PublishAuth::new(config.publish_token.as_ref()),
-        ))
+        .layer(AdmissionLayer::new(config.limits(), api.publish_auth()))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
