@@ -93,7 +93,7 @@ impl Store {
             // snapshot (withdrawn then, public again since), or withdrawn
             // since then, is left out.
             let mut shown = Vec::with_capacity(rows.len());
-            let mut bytes = 0usize;
+            let mut bytes = PageBytes::new(budget);
             let (mut covered, mut cut) = (None, false);
             for row in rows {
                 let place = (row.listed_at, row.article.id);
@@ -102,12 +102,10 @@ impl Store {
                     Some(_) => as_listed.remove(&row.article.id),
                 };
                 if let Some(article) = article {
-                    let size = article.encoded_bytes_at_most();
-                    if !shown.is_empty() && bytes.saturating_add(size) > budget {
+                    if !bytes.take(&article) {
                         cut = true;
                         break;
                     }
-                    bytes = bytes.saturating_add(size);
                     shown.push(article);
                 }
                 covered = Some(place);
@@ -173,6 +171,34 @@ use select_listed;
 /// within `MAX_PAGE_BYTES`.
 const RESPONSE_BYTES: usize = 1024;
 
+/// A page's byte budget as articles are put on it: each takes its encoded
+/// size, and the first always fits, however large.
+struct PageBytes {
+    taken: usize,
+    budget: usize,
+    empty: bool,
+}
+
+impl PageBytes {
+    fn new(budget: usize) -> Self {
+        Self {
+            taken: 0,
+            budget,
+            empty: true,
+        }
+    }
+
+    /// Puts `article` on the page if it fits.
+    fn take(&mut self, article: &ArticleRow) -> bool {
+        let taken = self.taken.saturating_add(article.encoded_bytes_at_most());
+        if !self.empty && taken > self.budget {
+            return false;
+        }
+        (self.taken, self.empty) = (taken, false);
+        true
+    }
+}
+
 /// Rows read one at a time until `limit` or `max_bytes` of encoded articles
 /// (always at least one row), and whether more rows followed. The rows past
 /// the cut are not kept: a page of large articles holds only the budget.
@@ -182,13 +208,11 @@ async fn take_within(
     max_bytes: usize,
 ) -> Result<(Vec<ListedRow>, bool)> {
     let mut taken = Vec::new();
-    let mut bytes = 0usize;
+    let mut bytes = PageBytes::new(max_bytes);
     while let Some(row) = rows.try_next().await? {
-        let size = row.article.encoded_bytes_at_most();
-        if taken.len() == limit || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes) {
+        if taken.len() == limit || !bytes.take(&row.article) {
             return Ok((taken, true));
         }
-        bytes = bytes.saturating_add(size);
         taken.push(row);
     }
     Ok((taken, false))
