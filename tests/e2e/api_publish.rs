@@ -1156,15 +1156,9 @@ async fn an_article_deleted_by_hand_leaves_no_tag_rows() {
     let taken_down = publish_new(&mut client, "Taken down", &["Takedowns", "Law"]).await;
     let other = publish_new(&mut client, "Other", &["Law"]).await;
 
-    let pool = pool(&server.database_url).await;
-    let deleted = sqlx::query("DELETE FROM articles WHERE id = $1::uuid OR id = $2::uuid")
-        .bind(&taken_down.id)
-        .bind(&other.id)
-        .execute(&pool)
-        .await
-        .expect("delete by hand")
-        .rows_affected();
+    let deleted = delete_by_hand(&server.database_url, &[&taken_down.id, &other.id]).await;
     assert_eq!(deleted, 2);
+    let pool = pool(&server.database_url).await;
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT article_id::text, tag_slug FROM article_tags ORDER BY tag_slug")
             .fetch_all(&pool)

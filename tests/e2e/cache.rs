@@ -274,13 +274,7 @@ async fn an_article_deleted_by_hand_leaves_every_cache() {
     let erased = publish_new(&mut client, "Erased by hand", &["Erased"]).await;
     warm(&server, &erased, "erased").await;
 
-    let pool = pool(&server.database_url).await;
-    sqlx::query("DELETE FROM articles WHERE id = $1::uuid")
-        .bind(&erased.id)
-        .execute(&pool)
-        .await
-        .expect("delete by hand");
-    pool.close().await;
+    assert_eq!(delete_by_hand(&server.database_url, &[&erased.id]).await, 1);
     eventually("the deletion leaves the cache", OTHER_REPLICA_BOUND, || {
         let mut client = client.clone();
         let (id, slug) = (erased.id.clone(), erased.slug.clone());

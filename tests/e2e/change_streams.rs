@@ -302,13 +302,10 @@ async fn a_change_after_a_deletion_by_hand_still_reaches_every_stream() {
         .expect("the new articles");
     let deleted_new_token = live_new.article_tokens[1].clone();
 
-    let pool = pool(&server.database_url).await;
-    sqlx::query("DELETE FROM articles WHERE id = $1::uuid")
-        .bind(&deleted.id)
-        .execute(&pool)
-        .await
-        .expect("delete by hand");
-    pool.close().await;
+    assert_eq!(
+        delete_by_hand(&server.database_url, &[&deleted.id]).await,
+        1
+    );
     let after = publish_new(&mut client, "After the deletion", &["Hand"]).await;
 
     let (seen, _) = read_changes(&mut live, 1, WAIT).await;

@@ -89,6 +89,24 @@ pub async fn pool(url: &str) -> PgPool {
         .expect("connect to the test database")
 }
 
+/// Deletes these articles by hand, as an operator would (`DELETE FROM
+/// articles`, which fires the deletion trigger); returns how many went.
+pub async fn delete_by_hand(database_url: &str, ids: &[&str]) -> u64 {
+    let pool = pool(database_url).await;
+    let ids: Vec<uuid::Uuid> = ids
+        .iter()
+        .map(|id| id.parse().expect("an article id"))
+        .collect();
+    let deleted = sqlx::query("DELETE FROM articles WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&pool)
+        .await
+        .expect("delete by hand")
+        .rows_affected();
+    pool.close().await;
+    deleted
+}
+
 /// How to start the server.
 #[derive(Clone)]
 pub struct ServerOptions {
