@@ -1,5 +1,7 @@
 //! `grpc.health.v1.Health`: SERVING while the database answers, NOT_SERVING
-//! while it does not, and from the start of shutdown on.
+//! while it does not, and from the start of shutdown on. The probe asks on a
+//! connection of its own (`store::HealthConnection`): a busy request pool is
+//! load, not a lost database.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthReporter;
 
 use crate::proto::article_service_server::SERVICE_NAME;
-use crate::store::Store;
+use crate::store::{HealthConnection, Store};
 
 /// How often health asks the database whether it answers.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -33,7 +35,11 @@ impl Health {
     ) {
         let (reporter, service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let probe = tokio::spawn(report_health(store, reporter.clone(), stopping));
+        let probe = tokio::spawn(report_health(
+            store.health_connection(),
+            reporter.clone(),
+            stopping,
+        ));
         (Self { reporter, probe }, service)
     }
 
@@ -48,7 +54,11 @@ impl Health {
 }
 
 /// SERVING while the database answers, NOT_SERVING while it does not.
-async fn report_health(store: Store, health: HealthReporter, stopping: CancellationToken) {
+async fn report_health(
+    mut database: HealthConnection,
+    health: HealthReporter,
+    stopping: CancellationToken,
+) {
     let mut serving = None;
     let mut interval = tokio::time::interval(HEALTH_PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,7 +67,7 @@ async fn report_health(store: Store, health: HealthReporter, stopping: Cancellat
             () = stopping.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let answer = store.ping().await;
+        let answer = database.ping().await;
         let healthy = answer.is_ok();
         if serving != Some(healthy) {
             match answer {

@@ -112,13 +112,7 @@ impl ArticleLookups {
         // The wait for a slot and the statement are each bounded by the
         // operation timeout; the caller's whole wait is bounded by one, like
         // any other store call.
-        tokio::time::timeout(self.timeout, asked)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Unavailable(
-                    "the database did not answer in time".into(),
-                ))
-            })
+        super::within(self.timeout, asked).await
     }
 }
 

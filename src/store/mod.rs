@@ -3,6 +3,7 @@
 
 mod changes;
 mod freshness;
+mod health;
 mod inserts;
 mod lookups;
 mod notify;
@@ -22,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use changes::{BatchLimits, ChangeBatch, ChangeFilter};
+pub use health::HealthConnection;
 pub use lookups::{ArticleKey, ArticleLookups};
 pub use notify::{Listener, Notification, Notifications};
 pub use reads::ArticlePage;
@@ -110,16 +112,6 @@ impl Store {
         self.pool_for(Role::Read).options().get_max_connections()
     }
 
-    /// Whether the database answers (for health checks).
-    pub async fn ping(&self) -> Result<()> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Primary).await?;
-            sqlx::query("SELECT 1").execute(&mut *conn).await?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Opens a transaction on the primary.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         // What `Pool::begin` does, with the acquire measured.
@@ -141,17 +133,20 @@ impl Store {
         &'a self,
         operation: impl Future<Output = Result<T>> + 'a,
     ) -> impl Future<Output = Result<T>> + 'a {
-        let operation = Box::pin(operation);
-        async move {
-            tokio::time::timeout(self.operation_timeout, operation)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Unavailable(
-                        "the database did not answer in time".into(),
-                    ))
-                })
-        }
+        within(self.operation_timeout, Box::pin(operation))
     }
+}
+
+/// `operation`'s answer, or UNAVAILABLE once `limit` has passed: a database
+/// that stops answering is a call's failure, never its hang.
+async fn within<T>(limit: Duration, operation: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(limit, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable(
+                "the database did not answer in time".into(),
+            ))
+        })
 }
 
 fn lazy_pool(options: PgConnectOptions, settings: &PoolSettings) -> PgPool {

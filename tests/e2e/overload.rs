@@ -100,3 +100,79 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
         .expect_err("unknown slug");
     assert_eq!(status.code(), tonic::Code::NotFound);
 }
+
+/// A request pool with no free connection is load, not a lost database: the
+/// health probe asks on a connection of its own, so the pod stays SERVING
+/// (were it taken out of its Service, its load would move to replicas just
+/// as busy). Calls that find the pool busy get UNAVAILABLE meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_request_pool_leaves_the_pod_serving() {
+    let database = fresh_database().await;
+    let server = TestServer::start_with(
+        ServerOptions::new(&database)
+            .env("DATABASE_MAX_CONNECTIONS", "1")
+            .env("DATABASE_ACQUIRE_TIMEOUT_MS", "200"),
+    )
+    .await;
+
+    // A publish holds the pool's one connection, waiting for the feed lock,
+    // until its operation times out (4 s).
+    let blocker = pool(&database).await;
+    let mut lock = blocker.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(FEED_LOCK_KEY)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let mut publisher = server.client().await;
+    let held = tokio::spawn(async move {
+        publisher
+            .publish_article(authorized(article("Holds the pool", &[])))
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(&blocker)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the publish never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let saturated = Instant::now();
+
+    // The pool is busy: a read that needs the database waits 200 ms and
+    // gets UNAVAILABLE.
+    let mut client = server.client().await;
+    let status = client
+        .get_article(GetArticleRequest {
+            key: Some(Key::Slug("not-cached".into())),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no connection free");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+    // Past a probe (every 2 s), health still answers SERVING.
+    tokio::time::sleep(Duration::from_millis(2_300).saturating_sub(saturated.elapsed())).await;
+    assert_eq!(server.health().await, SERVING);
+    assert_eq!(
+        server.health_of("newsroom.content.v1.ArticleService").await,
+        SERVING
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(FEED_LOCK_KEY)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let _ = held.await.unwrap();
+}

@@ -1,0 +1,66 @@
+//! The health probe's own connection to the primary.
+//!
+//! Not one of the request pool's: a pool that is busy (every connection
+//! held by calls waiting on a slow statement or a lock) means the pod is
+//! loaded, not that the database is gone. Were the probe to wait in that
+//! pool's queue, a burst would turn the pod NOT_SERVING, the kubelet would
+//! take it out of every Service, and its load would move to the other
+//! replicas, loaded the same way: one burst could empty the Service. Calls
+//! that find the pool busy get UNAVAILABLE and retry elsewhere; health
+//! answers the question of whether this pod can reach its database at all.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use super::Store;
+use crate::error::Result;
+
+/// One connection, opened on the first ping and again after any failure.
+pub struct HealthConnection {
+    options: PgConnectOptions,
+    connection: Option<PgConnection>,
+    /// Bounds a ping, its connect included.
+    timeout: Duration,
+}
+
+impl Store {
+    /// The health probe's connection, to the primary this store's pool
+    /// connects to.
+    pub fn health_connection(&self) -> HealthConnection {
+        HealthConnection {
+            options: (*self.pool.connect_options()).clone(),
+            connection: None,
+            timeout: self.operation_timeout,
+        }
+    }
+}
+
+impl HealthConnection {
+    /// Whether the database answers a query on this connection within the
+    /// operation timeout. A failed or late ping drops the connection, so
+    /// the next one starts from a fresh connect rather than from a socket
+    /// in an unknown state.
+    pub async fn ping(&mut self) -> Result<()> {
+        let answer = super::within(self.timeout, self.query_one()).await;
+        if answer.is_err() {
+            // Closed in the background: a dead peer must not hold the probe.
+            if let Some(connection) = self.connection.take() {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection.close()).await;
+                });
+            }
+        }
+        answer
+    }
+
+    async fn query_one(&mut self) -> Result<()> {
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
+        };
+        sqlx::query("SELECT 1").execute(&mut *connection).await?;
+        Ok(())
+    }
+}
