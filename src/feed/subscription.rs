@@ -227,6 +227,11 @@ impl<M: StreamMessage> Subscription<M> {
                         received = self.receiver.recv() => match received {
                             Ok(item) => {
                                 if let FeedEvent::Rewound = item.event {
+                                    // The head we knew may be past the new
+                                    // one: read up to it, the catch-up would
+                                    // take the positions to come again for
+                                    // ones already passed.
+                                    self.known_head = None;
                                     if item.position < self.position {
                                         tracing::debug!(
                                             position = self.position,

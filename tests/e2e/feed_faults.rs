@@ -450,6 +450,8 @@ async fn streams_follow_a_database_restored_to_an_earlier_feed() {
     reader.read_articles(3, WAIT).await.unwrap();
     live.read_articles(3, WAIT).await.unwrap();
     drop(reader.stream);
+    // A stream opened at the head, which has only ever known it at 3.
+    let mut opened_at_head = FeedReader::open(&mut client, &[], "").await;
 
     // The database goes back in time (as if restored from a backup taken
     // after the first article): tokens are now ahead of the head, and new
@@ -484,4 +486,6 @@ async fn streams_follow_a_database_restored_to_an_earlier_feed() {
     assert_eq!(resumed.ids(), std::slice::from_ref(&new.id));
     live.read_articles(4, WAIT).await.unwrap();
     assert_eq!(live.articles[3].id, new.id);
+    opened_at_head.read_articles(1, WAIT).await.unwrap();
+    assert_eq!(opened_at_head.ids(), std::slice::from_ref(&new.id));
 }
