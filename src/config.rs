@@ -11,7 +11,6 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::cache::CacheSettings;
 use crate::feed::{ConnectionAge, FeedSettings};
-use crate::server::{ConnectionTimeouts, Limits};
 use crate::store::PoolSettings;
 
 #[derive(Debug, Parser)]
@@ -309,8 +308,8 @@ pub enum ResponseCompression {
 }
 
 /// The settings of each room `serve` builds, made here and only here: the
-/// store, feed and cache never see the configuration (the server, built by
-/// `server::build` from it, reads its own flags).
+/// store, feed and cache never see the configuration. The server, built by
+/// `server::build` from it, reads its own flags there.
 impl ServeConfig {
     /// The read pool's connection options, when DATABASE_READ_URL is set;
     /// the error never echoes the URL.
@@ -373,34 +372,6 @@ impl ServeConfig {
             age: Duration::from_secs(self.max_connection_age),
             grace: Duration::from_secs(self.max_connection_age_grace),
         })
-    }
-
-    /// What admission allows per instance and per connection.
-    pub fn limits(&self) -> Limits {
-        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
-        Limits {
-            inflight_calls: size(self.max_inflight_calls),
-            calls_per_connection: size(self.max_calls_per_connection),
-            streams: size(self.max_streams),
-            streams_per_connection: size(self.max_streams_per_connection),
-            unsent_bytes: size(self.max_unsent_bytes),
-            unsent_bytes_per_connection: size(self.max_unsent_bytes_per_connection),
-            request_bytes: size(self.max_request_bytes),
-            largest_message: size(self.max_message_bytes),
-            request_message_timeout: Duration::from_millis(self.request_message_timeout_ms),
-        }
-    }
-
-    /// When a connection is closed for its age, its silence or its idleness.
-    pub fn connection_timeouts(&self) -> ConnectionTimeouts {
-        ConnectionTimeouts {
-            lifetime: self.connection_lifetime(),
-            handshake: Duration::from_millis(self.handshake_timeout_ms),
-            idle: (self.connection_idle_timeout > 0)
-                .then(|| Duration::from_secs(self.connection_idle_timeout)),
-            stall: (self.response_stall_timeout > 0)
-                .then(|| Duration::from_secs(self.response_stall_timeout)),
-        }
     }
 
     /// When a connection is closed whatever still runs on it: past the age,

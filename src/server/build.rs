@@ -13,9 +13,10 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
 use super::accept::accepting;
-use super::admission::AdmissionLayer;
+use super::admission::{AdmissionLayer, Limits};
 use super::cached_reads::CachedReadsLayer;
 use super::call_log::CallLogLayer;
+use super::connection::ConnectionTimeouts;
 use super::ends_on_shutdown::EndsOnShutdown;
 use super::feed_streams::FeedStreamsLayer;
 use super::grpc_web;
@@ -59,7 +60,7 @@ pub fn serve(
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
     let addr = incoming.local_addr()?;
-    let incoming = accepting(incoming, config.connection_timeouts());
+    let incoming = accepting(incoming, connection_timeouts(config));
 
     let stop = CancellationToken::new();
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX);
@@ -73,7 +74,7 @@ pub fn serve(
         .layer(tower::util::MapResponseLayer::new(grpc_web::boxed_body))
         // Logged first, so that shed calls are logged and counted too.
         .layer(CallLogLayer)
-        .layer(AdmissionLayer::new(config.limits(), api.publish_auth()))
+        .layer(AdmissionLayer::new(limits(config), api.publish_auth()))
         .layer(tower::util::MapResponseLayer::new(
             oversized_is_resource_exhausted::<tonic::body::Body>,
         ))
@@ -159,4 +160,32 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// What admission allows per instance and per connection.
+fn limits(config: &ServeConfig) -> Limits {
+    let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+    Limits {
+        inflight_calls: size(config.max_inflight_calls),
+        calls_per_connection: size(config.max_calls_per_connection),
+        streams: size(config.max_streams),
+        streams_per_connection: size(config.max_streams_per_connection),
+        unsent_bytes: size(config.max_unsent_bytes),
+        unsent_bytes_per_connection: size(config.max_unsent_bytes_per_connection),
+        request_bytes: size(config.max_request_bytes),
+        largest_message: size(config.max_message_bytes),
+        request_message_timeout: Duration::from_millis(config.request_message_timeout_ms),
+    }
+}
+
+/// When a connection is closed for its age, its silence or its idleness.
+fn connection_timeouts(config: &ServeConfig) -> ConnectionTimeouts {
+    ConnectionTimeouts {
+        lifetime: config.connection_lifetime(),
+        handshake: Duration::from_millis(config.handshake_timeout_ms),
+        idle: (config.connection_idle_timeout > 0)
+            .then(|| Duration::from_secs(config.connection_idle_timeout)),
+        stall: (config.response_stall_timeout > 0)
+            .then(|| Duration::from_secs(config.response_stall_timeout)),
+    }
 }
