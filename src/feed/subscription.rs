@@ -156,6 +156,15 @@ impl<M: StreamMessage> Subscription<M> {
             let silence = feed.settings.heartbeat_interval;
             let mut last_sent = Instant::now();
             let mut heartbeat = std::pin::pin!(tokio::time::sleep_until(last_sent + silence));
+            // A stream opened without a token starts at the head: its first
+            // message is that position's token, at once. Otherwise a stream
+            // the server ends before anything happened (shutdown, the
+            // connection's age) would leave its consumer no token, and its
+            // next stream would start from a later head: whatever came
+            // between would be lost to it.
+            if self.at_head {
+                yield Ok(self.heartbeat());
+            }
             'outer: loop {
                 // Catch up from the database, up to its head (a new stream
                 // starts there). The next batch is read while this one is

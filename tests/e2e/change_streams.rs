@@ -141,6 +141,7 @@ async fn idle_change_streams_get_heartbeats_that_move_past_skipped_changes() {
     let mut rare = changes(&mut client, filtered(&["Rare"]))
         .await
         .expect("a change stream");
+    opening_heartbeat(&mut rare).await;
 
     let started = Instant::now();
     for _ in 0..2 {

@@ -1,9 +1,10 @@
 //! StreamNewArticles against the real server: live delivery, tag filters,
 //! resume tokens, argument checks, heartbeats and the stream limit.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
+use article_service::proto::StreamArticleChangesRequest;
 use tonic::Code;
 
 fn titles(reader: &FeedReader) -> Vec<String> {
@@ -239,6 +240,7 @@ async fn idle_filtered_streams_get_heartbeats_that_move_past_skipped_articles() 
         TestServer::start_with(ServerOptions::new(&database).env("HEARTBEAT_INTERVAL", "1")).await;
     let mut client = server.client().await;
     let mut rare = FeedReader::open(&mut client, &["Rare"], "").await;
+    opening_heartbeat(&mut rare.stream).await;
 
     // Idle: heartbeats about every second, without an article.
     let started = tokio::time::Instant::now();
@@ -310,6 +312,7 @@ async fn heartbeats_wait_for_a_whole_interval_without_messages() {
         TestServer::start_with(ServerOptions::new(&database).env("HEARTBEAT_INTERVAL", "2")).await;
     let mut client = server.client().await;
     let mut reader = FeedReader::open(&mut client, &[], "").await;
+    opening_heartbeat(&mut reader.stream).await;
     let mut publisher = client.clone();
     let published = tokio::spawn(async move {
         let mut ids = Vec::new();
@@ -416,4 +419,43 @@ async fn streams_past_the_limit_are_refused_until_one_closes() {
     second.read_articles(2, WAIT).await.unwrap();
     assert_eq!(third.ids(), std::slice::from_ref(&next.id));
     assert_eq!(second.articles[1].id, next.id);
+}
+
+/// A stream opened without a token sends the head's token at once, as a
+/// heartbeat: a consumer whose stream ends before anything else happened
+/// (shutdown, the connection's age) resumes from it and misses nothing
+/// stored meanwhile. Both RPCs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_opened_without_a_token_sends_one_at_once() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut stream = open_stream(&mut client, &[], "").await.expect("a stream");
+    let mut changes_stream = changes(&mut client, StreamArticleChangesRequest::default())
+        .await
+        .expect("a change stream");
+    // Well before the first heartbeat (15 s).
+    let opened = Instant::now();
+    let token = opening_heartbeat(&mut stream).await;
+    let changes_token = opening_heartbeat(&mut changes_stream).await;
+    assert!(opened.elapsed() < Duration::from_secs(5));
+    drop((stream, changes_stream));
+
+    let stored = publish_new(&mut client, "Stored between streams", &[]).await;
+    let mut resumed = FeedReader::open(&mut client, &[], &token).await;
+    resumed.read_articles(1, WAIT).await.unwrap();
+    assert_eq!(resumed.ids(), std::slice::from_ref(&stored.id));
+    let mut resumed = changes(
+        &mut client,
+        StreamArticleChangesRequest {
+            resume_token: changes_token,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("resumed");
+    let (received, _) = read_changes(&mut resumed, 1, WAIT).await;
+    assert_eq!(
+        received[0].article.as_ref().map(|article| &article.id),
+        Some(&stored.id)
+    );
 }

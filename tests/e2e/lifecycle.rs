@@ -776,6 +776,7 @@ async fn the_basic_view_leaves_out_the_body_everywhere() {
             .into_inner();
         assert_eq!(page.articles, vec![basic.clone()]);
     }
+    opening_heartbeat(&mut new_basic).await;
     let message = tokio::time::timeout(WAIT, new_basic.message())
         .await
         .expect("in time")
@@ -959,6 +960,7 @@ async fn change_streams_are_not_calls_in_flight() {
         assert_eq!(summary(&received), vec![(P, stored.slug.clone(), 1)]);
     }
     for stream in &mut new_articles {
+        opening_heartbeat(stream).await;
         let Read::Message(message) = read_one(stream, WAIT).await else {
             panic!("the new article");
         };

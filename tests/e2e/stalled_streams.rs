@@ -136,6 +136,7 @@ async fn streams_that_never_read_hold_no_more_than_the_broadcast_budget() {
         .await
         .expect("reader")
         .into_inner();
+    opening_heartbeat(&mut reader).await;
     // The reference: what publishing 30 large articles costs the process
     // by itself (the allocator keeps much of what the writes freed).
     let before = server.rss_kib();
@@ -225,6 +226,7 @@ async fn a_stream_whose_client_stops_reading_ends_and_resumes_without_loss() {
         .await
         .expect("a stream")
         .into_inner();
+    opening_heartbeat(&mut stream).await;
     // The first article, read: the consumer has a token.
     let first = publish(&mut publisher, article("Stall start", &["Large"]))
         .await
@@ -308,6 +310,7 @@ async fn many_reading_streams_share_each_large_article() {
         .await
         .expect("reader")
         .into_inner();
+    opening_heartbeat(&mut reader).await;
     let publish_all = async |publisher: &mut ArticleServiceClient<Channel>, round: usize| {
         let mut slugs = Vec::new();
         let mut highest = 0;

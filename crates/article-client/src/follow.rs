@@ -136,9 +136,11 @@ impl<S: TokenStore> Follower<Changes, S> {
 /// the next run starts with the same event.
 ///
 /// With no stored token the stream starts now (or, for [`Changes`] with
-/// [`from_beginning`](Follower::from_beginning), at the first change), and so
-/// does every reconnect until the first message brings a token: what is
-/// published while such a follower is not yet connected is not its to see.
+/// [`from_beginning`](Follower::from_beginning), at the first change). The
+/// server's first message on such a stream, sent at once, brings the token
+/// of that moment; a reconnect before it arrives starts from a later moment:
+/// what is published while such a follower is not yet connected is not its
+/// to see.
 /// Seed the store (a `changes_token` from a page, say) to start from a
 /// point of your own.
 ///

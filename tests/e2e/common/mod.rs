@@ -962,3 +962,41 @@ pub fn assert_some_stream_fell_behind(server: &TestServer) {
         "no stream fell behind the broadcast"
     );
 }
+
+/// What the tests ask of a message of either feed stream.
+pub trait FeedMessage: prost::Message + Default + 'static {
+    /// Whether it carries an article or a change (not a heartbeat).
+    fn has_content(&self) -> bool;
+    fn resume_token(&self) -> &str;
+}
+
+impl FeedMessage for article_service::proto::StreamNewArticlesResponse {
+    fn has_content(&self) -> bool {
+        self.article.is_some()
+    }
+    fn resume_token(&self) -> &str {
+        &self.resume_token
+    }
+}
+
+impl FeedMessage for article_service::proto::StreamArticleChangesResponse {
+    fn has_content(&self) -> bool {
+        self.change.is_some()
+    }
+    fn resume_token(&self) -> &str {
+        &self.resume_token
+    }
+}
+
+/// Reads the heartbeat a stream opened without a token starts with (the
+/// head's token, sent at once); returns its token.
+pub async fn opening_heartbeat<M: FeedMessage>(stream: &mut tonic::Streaming<M>) -> String {
+    let message = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("the opening heartbeat in time")
+        .expect("the stream goes on")
+        .expect("a message");
+    assert!(!message.has_content(), "the first message is a heartbeat");
+    assert!(!message.resume_token().is_empty());
+    message.resume_token().to_owned()
+}

@@ -115,6 +115,7 @@ async fn a_connection_without_calls_is_closed_when_idle() {
     // A connection with a stream open stays, idle as the stream may be.
     let mut busy = server.client().await;
     let mut stream = open_stream(&mut busy, &[], "").await.expect("a stream");
+    opening_heartbeat(&mut stream).await;
 
     tokio::time::timeout(Duration::from_secs(10), idle_driver)
         .await

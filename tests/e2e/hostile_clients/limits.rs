@@ -107,6 +107,7 @@ async fn one_connection_cannot_take_every_stream_slot() {
     // The other connections' streams are served.
     let mut publisher = server.client().await;
     let stored = publish_new(&mut publisher, "Served anyway", &[]).await;
+    opening_heartbeat(&mut second[0]).await;
     match read_one(&mut second[0], WAIT).await {
         Read::Message(message) => {
             assert_eq!(message.article.expect("an article").id, stored.id);
