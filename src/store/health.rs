@@ -8,6 +8,12 @@
 //! replicas, loaded the same way: one burst could empty the Service. Calls
 //! that find the pool busy get UNAVAILABLE and retry elsewhere; health
 //! answers the question of whether this pod can reach its database at all.
+//!
+//! And whether the database has this build's schema: a pod started before
+//! `migrate` ran (a failed or skipped migration Job, a tool that applies
+//! everything at once) would answer most calls INTERNAL on a missing table
+//! or column. Until the newest migration it embeds is applied it stays
+//! NOT_SERVING, so a rollout waits instead of replacing working pods.
 
 use std::time::Duration;
 
@@ -15,7 +21,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 use super::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One connection, opened on the first ping and again after any failure.
 pub struct HealthConnection {
@@ -23,6 +29,8 @@ pub struct HealthConnection {
     connection: Option<PgConnection>,
     /// Bounds a ping, its connect included.
     timeout: Duration,
+    /// Set once the schema was seen migrated: migrations never go back.
+    schema_migrated: bool,
 }
 
 impl Store {
@@ -33,6 +41,7 @@ impl Store {
             options: (*self.pool.connect_options()).clone(),
             connection: None,
             timeout: self.operation_timeout,
+            schema_migrated: false,
         }
     }
 }
@@ -60,7 +69,39 @@ impl HealthConnection {
             Some(connection) => connection,
             empty => empty.insert(PgConnection::connect_with(&self.options).await?),
         };
-        sqlx::query("SELECT 1").execute(&mut *connection).await?;
-        Ok(())
+        if self.schema_migrated {
+            sqlx::query("SELECT 1").execute(&mut *connection).await?;
+            return Ok(());
+        }
+        let Some(newest) = super::MIGRATOR
+            .iter()
+            .map(|migration| migration.version)
+            .max()
+        else {
+            self.schema_migrated = true;
+            return Ok(());
+        };
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut *connection)
+                .await
+                .or_else(|error| match &error {
+                    // Never migrated: the table does not exist yet.
+                    sqlx::Error::Database(database)
+                        if database.code().as_deref() == Some("42P01") =>
+                    {
+                        Ok(None)
+                    }
+                    _ => Err(error),
+                })?;
+        if applied.is_some_and(|applied| applied >= newest) {
+            self.schema_migrated = true;
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "the database's schema is behind this build: migration {newest} is not applied \
+             (newest applied: {}); run `article-service migrate`",
+            applied.map_or_else(|| "none".to_owned(), |applied| applied.to_string())
+        )))
     }
 }

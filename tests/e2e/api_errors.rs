@@ -449,3 +449,40 @@ async fn a_missing_token_key_is_unavailable_until_migrate_makes_one() {
     assert_eq!(answered.into_inner().articles.len(), 1);
     pool.close().await;
 }
+
+/// A pod started on a database `migrate` has not prepared (a migration Job
+/// that failed or was skipped) stays NOT_SERVING, saying why, so a rollout
+/// waits for it instead of replacing working pods; once migrated, it serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_without_this_builds_schema_keeps_the_pod_not_serving_until_migrated() {
+    let admin: sqlx::postgres::PgConnectOptions = admin_url().parse().expect("DATABASE_URL");
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::ConnectOptions::connect(&admin)
+        .await
+        .expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("an empty database");
+    let database = database_url_named(&name);
+
+    let server = TestServer::start_unready(ServerOptions::new(&database)).await;
+    server
+        .wait_for_log("the database's schema is behind this build", WAIT)
+        .await;
+    assert_eq!(server.health().await, NOT_SERVING);
+    assert_eq!(
+        server.health_of("newsroom.content.v1.ArticleService").await,
+        NOT_SERVING
+    );
+
+    let output = run_cli(&database, &["migrate"]);
+    assert!(output.status.success(), "{output:?}");
+    server.wait_until_serving().await;
+    let mut client = server.client().await;
+    let stored = publish_new(&mut client, "After the migration", &[]).await;
+    assert_eq!(
+        get_by_slug(&mut client, &stored.slug).await.ok(),
+        Some(stored)
+    );
+}
