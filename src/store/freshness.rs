@@ -34,15 +34,17 @@ impl Store {
         self.committed.fetch_max(position, Ordering::AcqRel);
     }
 
-    /// Whether a read on `conn` may miss a change this process knows of:
-    /// `conn` is the read database's and has not replayed that far.
-    pub(super) async fn is_behind(&self, conn: &mut PgConnection) -> Result<bool> {
+    /// Whether a read on `conn` may miss a change this process knows of,
+    /// or one up to `at_least` (a page token's snapshot, which another
+    /// replica may have taken): `conn` is the read database's and has not
+    /// replayed that far.
+    pub(super) async fn is_behind(&self, conn: &mut PgConnection, at_least: i64) -> Result<bool> {
         if self.read_pool.is_none() {
             return Ok(false);
         }
         // Loaded before the head is read: whatever is noted meanwhile was
         // not known when the read began.
-        let known = self.committed.load(Ordering::Acquire);
+        let known = self.committed.load(Ordering::Acquire).max(at_least);
         if known == 0 {
             return Ok(false);
         }
@@ -54,10 +56,13 @@ impl Store {
     }
 
     /// A connection for a public read: the read database's, unless it is
-    /// behind this process (then the primary's).
-    pub(super) async fn acquire_for_read(&self) -> Result<PoolConnection<sqlx::Postgres>> {
+    /// behind this process or `at_least` (then the primary's).
+    pub(super) async fn acquire_for_read(
+        &self,
+        at_least: i64,
+    ) -> Result<PoolConnection<sqlx::Postgres>> {
         let mut conn = self.acquire(Role::Read).await?;
-        if self.is_behind(&mut conn).await? {
+        if self.is_behind(&mut conn, at_least).await? {
             drop(conn);
             return self.acquire(Role::Primary).await;
         }

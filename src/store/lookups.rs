@@ -215,7 +215,7 @@ async fn read_on(
     ids: &[Uuid],
     slugs: &[String],
 ) -> Result<Option<Vec<Article>>> {
-    if store.is_behind(&mut connection.conn).await? {
+    if store.is_behind(&mut connection.conn, 0).await? {
         return Ok(None);
     }
     Ok(Some(

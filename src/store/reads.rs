@@ -48,7 +48,10 @@ impl Store {
         max_bytes: usize,
     ) -> Result<ArticlePage> {
         self.bounded(async {
-            let mut conn = self.acquire_for_read().await?;
+            // A later page needs a database that has its session's
+            // snapshot, whichever replica began the session.
+            let at_least = cursor.map_or(0, |cursor| cursor.snapshot_position);
+            let mut conn = self.acquire_for_read(at_least).await?;
             let snapshot_position = match cursor {
                 Some(cursor) => cursor.snapshot_position,
                 None => change_head_on(&mut *conn).await?,

@@ -23,7 +23,7 @@ impl Store {
     /// column's "C" collation), after `after_slug`.
     pub async fn tags_page(&self, after_slug: &str, limit: u32) -> Result<TagPage> {
         self.bounded(async {
-            let mut conn = self.acquire_for_read().await?;
+            let mut conn = self.acquire_for_read(0).await?;
             let rows: Vec<(String, String, i64)> = sqlx::query_as(
                 "SELECT slug, name, article_count FROM tags \
                  WHERE article_count > 0 AND slug > $1 ORDER BY slug LIMIT $2",

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use article_service::proto::{
-    ArticleState, GetArticleRequest, PublishArticleRequest, WithdrawArticleRequest,
-    get_article_request, withdraw_article_request,
+    ArticleState, GetArticleRequest, ListArticlesByTagRequest, PublishArticleRequest,
+    WithdrawArticleRequest, get_article_request, withdraw_article_request,
 };
 
 /// A password the read URLs carry, which must never be shown.
@@ -364,4 +364,56 @@ fn a_bad_read_url_fails_without_showing_its_password() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("DATABASE_READ_URL"), "{help}");
     assert!(!help.contains(PASSWORD), "{help}");
+}
+
+/// A later page needs its session's snapshot, whichever replica began the
+/// session: a replica whose read database is behind the page token's
+/// snapshot, and which has not heard of those changes itself (its primary
+/// cut off here), goes to the primary for it, and answers UNAVAILABLE when
+/// it cannot, never a page from the stale copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_page_never_reads_a_database_behind_its_snapshot() {
+    let primary = fresh_database_with_sample().await;
+    let primary_name = url::Url::parse(&primary).expect("a URL").path()[1..].to_owned();
+    let stale_copy = fresh_database_created_with(&format!("TEMPLATE {primary_name}")).await;
+    let primary_proxy = proxy::DbProxy::start(proxy::target_of(&primary)).await;
+    let lagging = TestServer::start_with(
+        ServerOptions::new(&primary_proxy.url_for(&primary)).env("DATABASE_READ_URL", &stale_copy),
+    )
+    .await;
+    primary_proxy.cut();
+
+    let current = TestServer::start_with(ServerOptions::new(&primary)).await;
+    let mut client = current.client().await;
+    for i in 0..3 {
+        publish_new(
+            &mut client,
+            &format!("After the copy {i}"),
+            &["Snapshot desk"],
+        )
+        .await;
+    }
+    let first = client
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "snapshot-desk".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page 1")
+        .into_inner();
+    assert_eq!(first.articles.len(), 1);
+
+    let status = lagging
+        .client()
+        .await
+        .list_articles_by_tag(ListArticlesByTagRequest {
+            tag: "snapshot-desk".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect_err("only the primary has the session's snapshot");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 }
