@@ -178,10 +178,19 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
     // A migration's ALTER that waits behind a long reader (a dump, an
     // import) holds up every query on its table meanwhile: better to fail
     // after a few seconds (the Job retries) than to stall the serving pods.
-    let options = options.options([("lock_timeout", "5s")]);
+    // Set once connected, not as a startup parameter, which connection
+    // poolers (PgBouncer) refuse.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET lock_timeout = '5s'")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
         .connect_with(options)
         .await
         // With sqlx's own message (it names no password): for a command run
@@ -193,9 +202,36 @@ pub async fn migrate(options: PgConnectOptions) -> anyhow::Result<()> {
                 Error::from(error)
             )
         })?;
-    run_migrations(&pool).await?;
+    if let Err(error) = run_migrations(&pool).await {
+        if waited_for_a_lock(&error) {
+            return Err(error.context(
+                "a lock was not granted within 5 s: another `migrate` is running, or a long \
+                 transaction holds a table a migration alters; the migration that waited \
+                 changed nothing. Run `migrate` again (the Job retries by itself)",
+            ));
+        }
+        return Err(error);
+    }
     tracing::info!("migrations applied");
     Ok(())
+}
+
+/// Whether `error` is PostgreSQL's `lock_not_available` (the lock timeout).
+fn waited_for_a_lock(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let database = match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(database)) => Some(database),
+            _ => cause
+                .downcast_ref::<sqlx::migrate::MigrateError>()
+                .and_then(|migrate| match migrate {
+                    sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(database)) => {
+                        Some(database)
+                    }
+                    _ => None,
+                }),
+        };
+        database.is_some_and(|database| database.code().as_deref() == Some("55P03"))
+    })
 }
 
 /// Applies the migrations on `pool`, then makes the token key if none is
@@ -210,4 +246,43 @@ pub async fn run_migrations(pool: &PgPool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATOR;
+
+    /// A migration a database has applied must never change (sqlx refuses
+    /// to start on a checksum that differs), nor disappear: the embedded
+    /// ones are exactly those listed, with the same checksums.
+    #[test]
+    fn merged_migrations_never_change() {
+        let listed: Vec<(i64, String)> = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/merged-migrations.txt"
+        ))
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (version, checksum) = line.split_once(' ').expect("version checksum");
+            (version.parse().expect("a version"), checksum.to_owned())
+        })
+        .collect();
+        let embedded: Vec<(i64, String)> = MIGRATOR
+            .iter()
+            .map(|migration| {
+                let checksum = migration
+                    .checksum
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect();
+                (migration.version, checksum)
+            })
+            .collect();
+        assert_eq!(
+            embedded, listed,
+            "a merged migration changed or went missing, or a new one is not listed in \
+             tests/fixtures/merged-migrations.txt (append it: version, then `sha384sum` of its file)"
+        );
+    }
 }

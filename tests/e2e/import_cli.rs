@@ -1029,6 +1029,47 @@ async fn migrate_works_from_any_directory_and_twice() {
     pool.close().await;
 }
 
+/// Two `migrate` at once take turns on sqlx's migration lock. One that waits
+/// for a lock past its 5 s lock timeout (another `migrate`, or a long
+/// transaction on a table a migration alters) stops, changing nothing, and
+/// says why; run again, it succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migrate_kept_waiting_for_a_lock_stops_and_says_why() {
+    let database = fresh_database().await;
+    let name = url::Url::parse(&database).expect("a URL").path()[1..].to_owned();
+    // What sqlx takes (sqlx-postgres, `generate_lock_id`).
+    let lock_id = 0x3d32_ad9e_i64 * i64::from(crc32fast::hash(name.as_bytes()));
+    let pool = pool(&database).await;
+    let mut holder = pool.acquire().await.expect("a connection");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_id)
+        .execute(&mut *holder)
+        .await
+        .expect("the migration lock");
+
+    let waiting = {
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || run_cli(&database, &["migrate"]))
+    };
+    let output = waiting.await.expect("migrate ran");
+    assert!(!output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("a lock was not granted within 5 s: another `migrate` is running"),
+        "{said}"
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_id)
+        .execute(&mut *holder)
+        .await
+        .expect("unlock");
+    assert_success(&run_cli(&database, &["migrate"]));
+    drop(holder);
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn a_bad_database_url_fails_without_showing_its_password() {
     const PASSWORD: &str = "SuperSecret123";
