@@ -1143,8 +1143,8 @@ async fn concurrent_first_uses_of_a_tag_agree_on_one_display_name() {
 }
 
 /// An article deleted by hand (a takedown) takes its `article_tags` rows
-/// with it: the trigger of migration 20261129090000, which replaced the
-/// foreign key's ON DELETE CASCADE. Its tags' pages no longer list it.
+/// with it (a trigger: the table has no foreign keys). Its tags' pages no
+/// longer list it.
 #[tokio::test]
 async fn an_article_deleted_by_hand_leaves_no_tag_rows() {
     let server = TestServer::start_with(

@@ -1,4 +1,5 @@
-//! End to end: clients that misbehave on purpose (issue #12's table), each
+//! End to end: clients that misbehave on purpose (one test per attack, its
+//! doc comment's "Row" naming it as BENCHMARKS.md's full-size runs do), each
 //! with a raw HTTP/2 or gRPC client doing exactly that to the real binary,
 //! while a good client on another connection keeps calling. Each test
 //! asserts the server's RSS stays under its budget plus a stated margin,

@@ -1,4 +1,4 @@
-//! The consumers' interoperability test (issue #14): each example client
+//! The consumers' interoperability test: each example client
 //! (Rust, Go, Python, TypeScript; built by scripts/interop-clients.sh and
 //! `cargo build -p article-client --examples`) follows StreamNewArticles
 //! through one stable address (a proxy, like a Kubernetes Service) while

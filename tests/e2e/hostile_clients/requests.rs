@@ -1,4 +1,4 @@
-//! Requests the server used to answer wrongly: an expired deadline, a
+//! Requests at the edge of what a client may send: an expired deadline, a
 //! compressed message, huge stream tag filters, titles that derive no slug.
 
 use std::io::Read;
