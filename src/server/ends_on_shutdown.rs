@@ -20,6 +20,7 @@ use tonic::server::NamedService;
 use tower::Service;
 
 use super::bodies::trailers;
+use crate::error::Error;
 
 /// `inner`, whose streams end with UNAVAILABLE once `stopping` is cancelled.
 #[derive(Clone)]
@@ -96,7 +97,7 @@ impl HttpBody for EndingBody {
             return Poll::Pending;
         }
         *this.ended = true;
-        let status = tonic::Status::unavailable("the server is shutting down");
+        let status = tonic::Status::from(Error::Unavailable("the server is shutting down".into()));
         Poll::Ready(Some(Ok(Frame::trailers(trailers(&status)))))
     }
 

@@ -31,6 +31,7 @@ use tower::{Layer, Service};
 use super::admission::connection_load;
 use super::bodies::trailers;
 use crate::api::{ArticleApi, ConnectionLoad, FramedStream};
+use crate::error::Error;
 use crate::proto::{StreamArticleChangesRequest, StreamNewArticlesRequest};
 
 use super::methods::{
@@ -209,7 +210,7 @@ where
     let message = messages
         .message()
         .await?
-        .ok_or_else(|| Status::internal("Missing request message."))?;
+        .ok_or_else(|| Status::from(Error::invalid("request", "the request carries no message")))?;
     Ok(tonic::Request::from_parts(
         MetadataMap::from_headers(parts.headers),
         parts.extensions,
