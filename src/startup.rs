@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -78,8 +77,6 @@ struct Parts {
     tokens: TokenKeys,
     cache: ReadCache,
     feed: Feed,
-    /// The primary's, for the feed's LISTEN connection.
-    options: PgConnectOptions,
     /// Cancelled at shutdown: feed streams end, background tasks return.
     stopping: CancellationToken,
 }
@@ -87,7 +84,7 @@ struct Parts {
 impl Parts {
     fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let options = config.database.connect_options()?;
-        let mut store = Store::connect_lazy(options.clone(), &config.pool_settings());
+        let mut store = Store::connect_lazy(options, &config.pool_settings());
         if let Some(read_options) = config.read_connect_options()? {
             store = store.with_read_pool(read_options, &config.read_pool_settings());
         }
@@ -106,7 +103,6 @@ impl Parts {
             tokens,
             cache,
             feed,
-            options,
             stopping,
         })
     }
@@ -118,7 +114,7 @@ impl Parts {
         config: &ServeConfig,
         metrics: PrometheusHandle,
     ) -> anyhow::Result<JoinHandle<()>> {
-        let feed_listener = tokio::spawn(run_listener(self.feed.clone(), self.options.clone()));
+        let feed_listener = tokio::spawn(run_listener(self.feed.clone()));
         tokio::spawn(run_releases(self.feed.clone()));
         let metrics_addr =
             crate::metrics::serve(config.metrics_addr, metrics, self.stopping.clone()).await?;

@@ -3,18 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
-
 use super::{BroadcastTokens, ChangePayload, Feed, FeedEvent, FeedItem, Retained};
 use crate::domain::lifecycle::ChangeKind;
 use crate::domain::token::Token;
 use crate::metrics::{FEED_DELIVERED, FEED_HEAD, FEED_LAG, FEED_LISTENING, LISTENER_RECONNECTS};
-use crate::store::{BatchLimits, ChangeFilter, Notification, Notifications};
+use crate::store::{BatchLimits, ChangeFilter, Notification};
 
 /// Runs until shutdown: keeps a LISTEN connection (outside the request pool)
 /// and broadcasts every change once.
-pub async fn run_listener(feed: Feed, options: PgConnectOptions) {
-    let notifications = Notifications::new(options);
+pub async fn run_listener(feed: Feed) {
+    let notifications = feed.store.notifications();
     let mut position: Option<i64> = None;
     let mut lag = Lag::default();
     let mut retained = Retained::new(feed.settings.buffer_bytes);

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+use super::Store;
 use crate::error::Result;
 
 /// Wakes every replica's feed listener: the payload is the newest change
@@ -107,8 +108,15 @@ pub struct Notifications {
     pool: PgPool,
 }
 
+impl Store {
+    /// LISTEN connections to the primary this store's pool connects to.
+    pub fn notifications(&self) -> Notifications {
+        Notifications::new((*self.pool.connect_options()).clone())
+    }
+}
+
 impl Notifications {
-    pub fn new(options: PgConnectOptions) -> Self {
+    fn new(options: PgConnectOptions) -> Self {
         Self {
             pool: PgPoolOptions::new()
                 .max_connections(2)
