@@ -19,6 +19,7 @@ use tokio::time::Sleep;
 
 use super::slot::Slot;
 use crate::error::Error;
+use crate::wire::{FRAME_HEADER_LEN, frame_header};
 
 pin_project! {
     /// A request body, as admission bounds it: its first frame must arrive
@@ -102,7 +103,7 @@ pub struct MessageBytes {
     budget: Arc<Semaphore>,
     // The 5-byte prefix (compression flag, length) as it arrives: `seen` of
     // its bytes so far.
-    prefix: [u8; 5],
+    prefix: [u8; FRAME_HEADER_LEN],
     seen: usize,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -112,7 +113,7 @@ impl MessageBytes {
         Self {
             max_message,
             budget,
-            prefix: [0; 5],
+            prefix: [0; FRAME_HEADER_LEN],
             seen: 0,
             _permit: None,
         }
@@ -130,11 +131,12 @@ impl MessageBytes {
         }
         // A first byte other than the compression flag (0 or 1) is no gRPC
         // message: tonic refuses it as such.
-        let [flag, length @ ..] = self.prefix;
-        if self.seen < self.prefix.len() || flag > 1 {
+        let Some((flag, length)) = frame_header(&self.prefix[..self.seen]) else {
+            return Ok(());
+        };
+        if flag > 1 {
             return Ok(());
         }
-        let length = u32::from_be_bytes(length);
         if usize::try_from(length).map_or(true, |bytes| bytes > self.max_message) {
             return Err(tonic::Status::from(Error::ResourceExhausted(format!(
                 "a request message of {length} bytes; this method takes at most {}",

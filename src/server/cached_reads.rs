@@ -20,7 +20,7 @@ use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use prost::Message;
-use prost::bytes::{Buf, Bytes, BytesMut};
+use prost::bytes::{Bytes, BytesMut};
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
@@ -29,7 +29,7 @@ use super::bodies::trailers;
 use super::feed_streams::is_plain_grpc;
 use crate::api::ArticleApi;
 use crate::proto::GetArticleRequest;
-use crate::wire::FRAME_HEADER_LEN;
+use crate::wire::{FRAME_HEADER_LEN, frame_header};
 
 use super::methods::GET_ARTICLE_PATH as GET_ARTICLE;
 
@@ -130,16 +130,17 @@ struct Read {
 impl Read {
     /// The message, if the bytes read hold a whole, uncompressed one.
     fn message(&self) -> Option<&[u8]> {
-        let len = declared_len(&self.bytes)?;
-        (self.bytes.first() == Some(&0)).then_some(())?;
+        let (0, len) = frame_header(&self.bytes)? else {
+            return None;
+        };
+        let len = usize::try_from(len).ok()?;
         self.bytes.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)
     }
 }
 
 /// The message length a frame's header declares.
 fn declared_len(bytes: &[u8]) -> Option<usize> {
-    let mut header = bytes.get(1..FRAME_HEADER_LEN)?;
-    usize::try_from(header.get_u32()).ok()
+    usize::try_from(frame_header(bytes)?.1).ok()
 }
 
 /// Reads the body until its first message is whole, or it is known not to

@@ -20,6 +20,16 @@ use super::encoded::EncodedGetArticleResponse;
 /// Bytes before the message in a gRPC frame: its flag byte and length.
 pub const FRAME_HEADER_LEN: usize = 5;
 
+/// A frame's header, once `bytes` hold it: the compression flag (0 plain,
+/// 1 compressed; anything else is no gRPC message) and the length the
+/// message is declared to have.
+pub fn frame_header(bytes: &[u8]) -> Option<(u8, u32)> {
+    let [flag, a, b, c, d, ..] = *bytes else {
+        return None;
+    };
+    Some((flag, u32::from_be_bytes([a, b, c, d])))
+}
+
 /// `message` as one uncompressed gRPC frame.
 pub fn frame(message: &impl Message) -> Bytes {
     let len = message.encoded_len();

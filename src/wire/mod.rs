@@ -24,7 +24,9 @@ mod encoded;
 mod framed;
 
 pub use codec::ServerCodec;
-pub use framed::{FRAME_HEADER_LEN, Framed, frame, frame_article_response, framed_article};
+pub use framed::{
+    FRAME_HEADER_LEN, Framed, frame, frame_article_response, frame_header, framed_article,
+};
 
 pub use convert::{
     View, article_into_proto, article_to_proto, change_into_proto, change_to_proto,
