@@ -7,12 +7,8 @@ use prost::bytes::Bytes;
 use super::ChangePayload;
 use crate::domain::lifecycle::Change;
 use crate::domain::token::Token;
-use crate::proto;
 use crate::store::ChangeFilter;
-use crate::wire::{
-    EncodedChange, EncodedChangeResponse, EncodedStreamResponse, View, article_into_proto,
-    change_into_proto, frame,
-};
+use crate::wire::{self, EncodedChange, EncodedChangeResponse, EncodedStreamResponse, View, frame};
 
 /// Which stream a message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,9 +88,8 @@ pub trait StreamMessage: prost::Message + Send + 'static {
     where
         Self: Sized;
 
-    /// The framed message of a change read from the database: encoded once,
-    /// straight from the change (a catch-up sends many; no copies of their
-    /// bodies on the way).
+    /// The framed message of a change read from the database
+    /// (`wire::frame_new_article`, `wire::frame_change`).
     fn frame_change(change: Change, view: View, resume_token: String) -> Bytes;
 }
 
@@ -127,10 +122,7 @@ impl StreamMessage for EncodedStreamResponse {
     }
 
     fn frame_change(change: Change, view: View, resume_token: String) -> Bytes {
-        frame(&proto::StreamNewArticlesResponse {
-            article: Some(view.apply(article_into_proto(change.article))),
-            resume_token,
-        })
+        wire::frame_new_article(change, view, resume_token)
     }
 }
 
@@ -161,11 +153,6 @@ impl StreamMessage for EncodedChangeResponse {
     }
 
     fn frame_change(change: Change, view: View, resume_token: String) -> Bytes {
-        let mut change = change_into_proto(change);
-        change.article = change.article.map(|article| view.apply(article));
-        frame(&proto::StreamArticleChangesResponse {
-            change: Some(change),
-            resume_token,
-        })
+        wire::frame_change(change, view, resume_token)
     }
 }

@@ -15,7 +15,10 @@
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::convert::{View, article_into_proto, change_into_proto};
 use super::encoded::EncodedGetArticleResponse;
+use crate::domain::lifecycle::Change;
+use crate::proto;
 
 /// Bytes before the message in a gRPC frame: its flag byte and length.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -105,6 +108,27 @@ impl Message for Framed {
     fn clear(&mut self) {
         self.0 = Bytes::new();
     }
+}
+
+/// A change read from the database, framed as StreamNewArticles sends it:
+/// encoded once, straight from the change (a catch-up sends many; no
+/// copies of their bodies on the way).
+pub fn frame_new_article(change: Change, view: View, resume_token: String) -> Bytes {
+    frame(&proto::StreamNewArticlesResponse {
+        article: Some(view.apply(article_into_proto(change.article))),
+        resume_token,
+    })
+}
+
+/// A change read from the database, framed as StreamArticleChanges sends
+/// it, like [`frame_new_article`].
+pub fn frame_change(change: Change, view: View, resume_token: String) -> Bytes {
+    let mut change = change_into_proto(change);
+    change.article = change.article.map(|article| view.apply(article));
+    frame(&proto::StreamArticleChangesResponse {
+        change: Some(change),
+        resume_token,
+    })
 }
 
 #[cfg(test)]

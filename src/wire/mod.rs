@@ -25,7 +25,8 @@ mod framed;
 
 pub use codec::ServerCodec;
 pub use framed::{
-    FRAME_HEADER_LEN, Framed, frame, frame_article_response, frame_header, framed_article,
+    FRAME_HEADER_LEN, Framed, frame, frame_article_response, frame_change, frame_header,
+    frame_new_article, framed_article,
 };
 
 pub use convert::{
