@@ -1,57 +1,18 @@
-//! The write path: publish and `import` (one upsert), withdrawal, and the
-//! release of embargoed articles. Each reads the stored articles and the
-//! database's clock, lets `domain::lifecycle` decide, and writes the result
-//! with the changes it makes public (`plan`).
-//!
-//! # Why change positions have no gaps a reader could skip
-//!
-//! Every transaction that writes changes first takes the transaction-scoped
-//! advisory lock `WRITE_LOCK_KEY`, then reads the highest change position
-//! and numbers its changes after it. The lock is held until commit, and
-//! PostgreSQL makes a commit visible before it releases the transaction's
-//! locks. So when a transaction reads the head, every lower position is
-//! already committed and visible, and positions become visible in increasing
-//! order across all replicas: a reader that has seen position P can never
-//! later see a change below P. Numbering is contiguous, and a transaction
-//! that rolls back leaves no hole, since nobody else numbered meanwhile.
-//!
-//! The same lock makes a release happen once cluster-wide: a replica that
-//! gets it after another released an article finds it PUBLISHED already.
-//! The cost is that writes are serialised across the cluster for the last
-//! part of their transaction; a newsroom publishes a few articles a second,
-//! and `import` amortises the lock over thousands of articles per statement.
+//! Publish and `import`: one upsert, by PublishArticle's rules.
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::PgConnection;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::changes::change_head_on;
-use super::lookups::ArticleKey;
-use super::plan::{StoredArticle, TagCounts, WritePlan};
-use super::rows::{StoredArticleRow, article_columns};
-use super::{Role, Store};
+use super::{database_now, fetch_stored, take_write_lock};
 use crate::domain::article::{Article, TagRef, ValidArticle};
-use crate::domain::lifecycle::{PublishOutcome, PublishRefused, decide_publish, decide_withdraw};
+use crate::domain::lifecycle::{PublishOutcome, PublishRefused, decide_publish};
 use crate::error::{Error, Result};
-
-/// Stored articles, with what only the write path needs, locked for this
-/// transaction.
-macro_rules! select_stored_for_update {
-    ($($condition:literal),*) => {
-        concat!(
-            "SELECT ", article_columns!(), ", a.feed_position ",
-            "FROM articles a WHERE ", $($condition),*, " FOR UPDATE"
-        )
-    };
-}
-
-/// Serialises change numbering (any constant works; "ArtFeed1" in ASCII).
-const WRITE_LOCK_KEY: i64 = 0x4172_7446_6565_6431;
-
-/// Due articles one release transaction makes public, at most.
-const RELEASE_BATCH: i64 = 500;
+use crate::store::Store;
+use crate::store::changes::change_head_on;
+use crate::store::plan::{StoredArticle, TagCounts, WritePlan};
+use crate::store::rows::article_columns;
 
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,24 +22,6 @@ pub struct Upserted {
     pub created: bool,
     /// Something was written: a new article, or a new revision.
     pub changed: bool,
-}
-
-/// What a withdrawal did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Withdrawal {
-    pub article: Article,
-    /// The article was withdrawn now (false: it already was).
-    pub changed: bool,
-}
-
-/// Embargoed articles, as the release job sees them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Schedule {
-    /// SCHEDULED articles stored now.
-    pub pending: i64,
-    /// Seconds until the earliest is due, by the database's clock (0 or
-    /// less: due now); `None` when there is none.
-    pub next_due_in: Option<f64>,
 }
 
 impl Store {
@@ -115,111 +58,6 @@ impl Store {
             tx,
             counts: TagCounts::default(),
         })
-    }
-
-    /// Withdraws the article with this key (`None`: there is none).
-    pub async fn withdraw(&self, key: &ArticleKey, reason: &str) -> Result<Option<Withdrawal>> {
-        self.bounded(async {
-            let mut tx = self.begin().await?;
-            take_write_lock(&mut tx).await?;
-            let now = database_now(&mut tx).await?;
-            let query = match key {
-                ArticleKey::Id(id) => {
-                    sqlx::query_as(select_stored_for_update!("a.id = $1")).bind(*id)
-                }
-                ArticleKey::Slug(slug) => {
-                    sqlx::query_as(select_stored_for_update!("a.slug = $1")).bind(slug.clone())
-                }
-            };
-            let existing = fetch_stored(&mut tx, query).await?;
-            let Some(old) = existing.into_iter().next() else {
-                return Ok(None);
-            };
-            let Some(withdrawn) = decide_withdraw(&old.article, now) else {
-                return Ok(Some(Withdrawal {
-                    article: old.article,
-                    changed: false,
-                }));
-            };
-            let head = change_head_on(&mut *tx).await?;
-            let mut plan = WritePlan::new(head, now);
-            let mut counts = TagCounts::default();
-            plan.withdraw(&mut tx, &old, &withdrawn, reason, &mut counts)
-                .await?;
-            let newest = plan.execute(&mut tx).await?;
-            counts.apply(&mut tx).await?;
-            tx.commit().await?;
-            self.saw_committed_change(newest);
-            Ok(Some(Withdrawal {
-                article: withdrawn,
-                changed: true,
-            }))
-        })
-        .await
-    }
-
-    /// Makes public every SCHEDULED article whose `published_at` has come,
-    /// by the database's clock; returns how many. Any replica may call it at
-    /// any time: each article is released once.
-    pub async fn release_due(&self) -> Result<usize> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Primary).await?;
-            // Cheap, and without the write lock: most calls find nothing.
-            let due: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM articles \
-                 WHERE state = 2 AND published_at <= clock_timestamp())",
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            drop(conn);
-            if !due {
-                return Ok(0);
-            }
-            let mut tx = self.begin().await?;
-            take_write_lock(&mut tx).await?;
-            // Oldest first, so that changes follow the embargoes' order.
-            let query = sqlx::query_as(select_stored_for_update!(
-                "a.state = 2 AND a.published_at <= clock_timestamp() ",
-                "ORDER BY a.published_at, a.id LIMIT $1"
-            ))
-            .bind(RELEASE_BATCH);
-            let due = fetch_stored(&mut tx, query).await?;
-            if due.is_empty() {
-                return Ok(0);
-            }
-            let now = database_now(&mut tx).await?;
-            let head = change_head_on(&mut *tx).await?;
-            let mut plan = WritePlan::new(head, now);
-            let mut counts = TagCounts::default();
-            for article in &due {
-                plan.release(article, &mut counts);
-            }
-            let newest = plan.execute(&mut tx).await?;
-            counts.apply(&mut tx).await?;
-            tx.commit().await?;
-            self.saw_committed_change(newest);
-            Ok(due.len())
-        })
-        .await
-    }
-
-    /// How many articles are SCHEDULED, and when the next is due.
-    pub async fn schedule(&self) -> Result<Schedule> {
-        self.bounded(async {
-            let mut conn = self.acquire(Role::Primary).await?;
-            let (pending, next_due_in): (i64, Option<f64>) = sqlx::query_as(
-                "SELECT count(*), \
-                 extract(epoch FROM min(published_at) - clock_timestamp())::float8 \
-                 FROM articles WHERE state = 2",
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(Schedule {
-                pending,
-                next_due_in,
-            })
-        })
-        .await
     }
 }
 
@@ -263,34 +101,6 @@ impl From<Error> for BatchFailed {
             refused: None,
         }
     }
-}
-
-/// Takes the write lock (see the module's documentation).
-async fn take_write_lock(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(WRITE_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// The database's clock, which decides embargoes for every replica alike.
-/// Read after the lock, so change times follow change positions.
-async fn database_now(conn: &mut PgConnection) -> Result<OffsetDateTime> {
-    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(&mut *conn)
-        .await?)
-}
-
-type StoredQuery<'q> =
-    sqlx::query::QueryAs<'q, sqlx::Postgres, StoredArticleRow, sqlx::postgres::PgArguments>;
-
-async fn fetch_stored(
-    conn: &mut PgConnection,
-    query: StoredQuery<'_>,
-) -> Result<Vec<StoredArticle>> {
-    let rows = query.fetch_all(&mut *conn).await?;
-    rows.into_iter().map(StoredArticle::try_from).collect()
 }
 
 /// Splits a batch where a slug repeats, so every chunk sees what the one
