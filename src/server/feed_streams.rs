@@ -210,7 +210,7 @@ where
     let message = messages
         .message()
         .await?
-        .ok_or_else(|| Status::from(Error::invalid("request", "the request carries no message")))?;
+        .ok_or_else(|| Status::from(Error::Internal("the request carries no message".into())))?;
     Ok(tonic::Request::from_parts(
         MetadataMap::from_headers(parts.headers),
         parts.extensions,
