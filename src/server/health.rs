@@ -36,6 +36,7 @@ impl Health {
         let (reporter, service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
         let probe = tokio::spawn(report_health(
+            store.clone(),
             store.health_connection(),
             reporter.clone(),
             stopping,
@@ -55,11 +56,14 @@ impl Health {
 
 /// SERVING while the database answers, NOT_SERVING while it does not.
 async fn report_health(
+    store: Store,
     mut database: HealthConnection,
     health: HealthReporter,
     stopping: CancellationToken,
 ) {
     let mut serving = None;
+    // Logged whenever the status or its reason changes.
+    let mut last_reason: Option<String> = None;
     let mut interval = tokio::time::interval(HEALTH_PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,13 +71,18 @@ async fn report_health(
             () = stopping.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let answer = database.ping().await;
+        let answer = match database.ping().await {
+            Ok(()) => store.pool_can_connect().await,
+            failed => failed,
+        };
         let healthy = answer.is_ok();
-        if serving != Some(healthy) {
-            match answer {
+        let reason = answer.as_ref().err().map(ToString::to_string);
+        if serving != Some(healthy) || reason != last_reason {
+            match &answer {
                 Ok(()) => tracing::info!("database answers; serving"),
                 Err(error) => tracing::warn!(%error, "database does not answer; not serving"),
             }
+            last_reason = reason;
             let status = if healthy {
                 ServingStatus::Serving
             } else {

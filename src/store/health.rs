@@ -29,8 +29,11 @@ pub struct HealthConnection {
     connection: Option<PgConnection>,
     /// Bounds a ping, its connect included.
     timeout: Duration,
-    /// Set once the schema was seen migrated: migrations never go back.
+    /// Set once this connection saw the schema migrated (checked again on
+    /// a new connection: the database may have been restored meanwhile).
     schema_migrated: bool,
+    /// The last answer was the schema's, not a failure of the connection.
+    schema_behind: bool,
 }
 
 impl Store {
@@ -42,7 +45,25 @@ impl Store {
             connection: None,
             timeout: self.operation_timeout,
             schema_migrated: false,
+            schema_behind: false,
         }
+    }
+
+    /// Whether the request pool can open a connection when it would need
+    /// one: with room left and none idle. A pool that is full is load (no
+    /// check); one that cannot connect (the database refuses new
+    /// connections: `max_connections` reached, a role's limit) fails every
+    /// call that needs a new connection, so the pod must not be SERVING.
+    pub async fn pool_can_connect(&self) -> Result<()> {
+        let room = self.pool.size() < self.pool.options().get_max_connections();
+        if !room || self.pool.num_idle() > 0 {
+            return Ok(());
+        }
+        self.bounded(async {
+            drop(self.acquire(super::Role::Primary).await?);
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -52,8 +73,10 @@ impl HealthConnection {
     /// the next one starts from a fresh connect rather than from a socket
     /// in an unknown state.
     pub async fn ping(&mut self) -> Result<()> {
+        self.schema_behind = false;
         let answer = super::within(self.timeout, self.query_one()).await;
-        if answer.is_err() {
+        // A schema behind is an answer: the connection stays.
+        if answer.is_err() && !self.schema_behind {
             // Closed in the background: a dead peer must not hold the probe.
             if let Some(connection) = self.connection.take() {
                 tokio::spawn(async move {
@@ -67,41 +90,45 @@ impl HealthConnection {
     async fn query_one(&mut self) -> Result<()> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
+            empty => {
+                self.schema_migrated = false;
+                empty.insert(PgConnection::connect_with(&self.options).await?)
+            }
         };
         if self.schema_migrated {
             sqlx::query("SELECT 1").execute(&mut *connection).await?;
             return Ok(());
         }
-        let Some(newest) = super::MIGRATOR
+        let embedded: Vec<i64> = super::MIGRATOR
             .iter()
             .map(|migration| migration.version)
-            .max()
-        else {
-            self.schema_migrated = true;
-            return Ok(());
-        };
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&mut *connection)
+            .collect();
+        // Every embedded migration applied (a database newer than this
+        // build, during a rolling update, has more: fine).
+        let missing: Option<i64> = sqlx::query_scalar(
+            "SELECT max(v) FROM unnest($1::bigint[]) AS e(v) \
+             WHERE NOT EXISTS (SELECT 1 FROM _sqlx_migrations m WHERE m.version = e.v AND m.success)",
+        )
+        .bind(&embedded)
+        .fetch_one(&mut *connection)
                 .await
                 .or_else(|error| match &error {
                     // Never migrated: the table does not exist yet.
                     sqlx::Error::Database(database)
                         if database.code().as_deref() == Some("42P01") =>
                     {
-                        Ok(None)
+                        Ok(embedded.iter().copied().max())
                     }
                     _ => Err(error),
                 })?;
-        if applied.is_some_and(|applied| applied >= newest) {
+        let Some(missing) = missing else {
             self.schema_migrated = true;
             return Ok(());
-        }
+        };
+        self.schema_behind = true;
         Err(Error::Unavailable(format!(
-            "the database's schema is behind this build: migration {newest} is not applied \
-             (newest applied: {}); run `article-service migrate`",
-            applied.map_or_else(|| "none".to_owned(), |applied| applied.to_string())
+            "the database's schema is behind this build: migration {missing} is not applied; \
+             run `article-service migrate`"
         )))
     }
 }
