@@ -260,6 +260,9 @@ impl<M: StreamMessage> Subscription<M> {
                                         broadcast_from = item.previous_position,
                                         "stream is behind the broadcast; catching up from the database"
                                     );
+                                    // What it missed may include the feed going back:
+                                    // the head is read again.
+                                    self.known_head = None;
                                     continue 'outer;
                                 }
                                 if !(wanted.is_empty() || item.tag_slugs.iter().any(|slug| wanted.contains(slug))) {
@@ -275,6 +278,9 @@ impl<M: StreamMessage> Subscription<M> {
                                         position = self.position,
                                         "the broadcast let go of the change this stream is at; catching up from the database"
                                     );
+                                    // What it missed may include the feed going back:
+                                    // the head is read again.
+                                    self.known_head = None;
                                     continue 'outer;
                                 };
                                 self.position = item.position;
@@ -292,6 +298,9 @@ impl<M: StreamMessage> Subscription<M> {
                                     position = self.position,
                                     "stream fell behind the broadcast; catching up from the database"
                                 );
+                                // What it missed may include the feed going back:
+                                // the head is read again.
+                                self.known_head = None;
                                 continue 'outer;
                             }
                             Err(RecvError::Closed) => {
