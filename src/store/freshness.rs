@@ -11,7 +11,8 @@
 //! first asks that database for its newest change: if it has not replayed
 //! that far, the read goes to the primary instead. Every public change
 //! (PUBLISHED, UPDATED, WITHDRAWN) has a position, so a read that passes the
-//! check sees every change this process could know of.
+//! check sees every change this process could know of. A later page asks
+//! for its token's snapshot too, which another replica may have taken.
 //!
 //! Without a read database, reads go to the primary and nothing is checked.
 //! After a restore from a backup the primary's positions go back too; until
