@@ -19,12 +19,7 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
 
     // Two publishes that cannot finish while the test holds the feed lock.
     let blocker = pool(&database).await;
-    let mut lock = blocker.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(FEED_LOCK_KEY)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let mut lock = hold_feed_lock(&blocker).await;
     let mut held = Vec::new();
     for n in 0..2 {
         let mut publisher = server.client().await;
@@ -35,23 +30,7 @@ async fn calls_past_the_limit_are_shed_at_once_and_service_resumes() {
         }));
     }
     // Wait until both are in the database, waiting for the lock.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        .fetch_one(&blocker)
-        .await
-        .unwrap();
-        if waiting == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the publishes never reached the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lock_waiters(&blocker, 2, "the publishes never reached the lock").await;
 
     // The third call is refused at once.
     let started = Instant::now();
@@ -118,35 +97,14 @@ async fn a_busy_request_pool_leaves_the_pod_serving() {
     // A publish holds the pool's one connection, waiting for the feed lock,
     // until its operation times out (4 s).
     let blocker = pool(&database).await;
-    let mut lock = blocker.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(FEED_LOCK_KEY)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let mut lock = hold_feed_lock(&blocker).await;
     let mut publisher = server.client().await;
     let held = tokio::spawn(async move {
         publisher
             .publish_article(authorized(article("Holds the pool", &[])))
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        .fetch_one(&blocker)
-        .await
-        .unwrap();
-        if waiting == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the publish never reached the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lock_waiters(&blocker, 1, "the publish never reached the lock").await;
     let saturated = Instant::now();
 
     // The pool is busy: a read that needs the database waits 200 ms and
@@ -175,4 +133,33 @@ async fn a_busy_request_pool_leaves_the_pod_serving() {
         .await
         .unwrap();
     let _ = held.await.unwrap();
+}
+
+/// Holds the feed lock on a connection of `pool` until it is unlocked.
+async fn hold_feed_lock(pool: &sqlx::PgPool) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut lock = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(FEED_LOCK_KEY)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// Waits (5 s at most) until `count` statements of this database wait for a lock.
+async fn wait_for_lock_waiters(pool: &sqlx::PgPool, count: i64, otherwise: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{otherwise}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
